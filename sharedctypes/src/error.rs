@@ -1,0 +1,190 @@
+//! The crate's one error type.
+
+use std::fmt;
+use std::io;
+
+/// Everything that can go wrong in this crate.
+///
+/// Bad input never changes shared state: when a call returns an `Err`, the heap, the
+/// object and the lock are exactly as they were before the call.
+///
+/// ```
+/// use sharedctypes::{Error, Heap, RawArray};
+///
+/// let heap = Heap::new(4096)?;
+/// let err = RawArray::<u64>::zeroed_in(&heap, 1 << 20).unwrap_err();
+/// assert!(matches!(err, Error::OutOfMemory { .. }));
+/// assert_eq!(heap.used(), 0); // nothing was consumed
+/// # Ok::<(), sharedctypes::Error>(())
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The heap has no room for the allocation; nothing was allocated.
+    OutOfMemory {
+        /// Bytes asked for (`usize::MAX` when the size itself overflowed).
+        requested: usize,
+        /// Bytes still free in the heap.
+        available: usize,
+    },
+    /// A character that is not one of the typecodes `c b B h H i I l L q Q f d`.
+    UnknownTypecode(char),
+    /// A slice's length differs from the array's.
+    LengthMismatch {
+        /// The array's length.
+        expected: usize,
+        /// The slice's length.
+        found: usize,
+    },
+    /// A byte string is longer than the `c_char` array it is written to.
+    TooLong {
+        /// The byte string's length.
+        len: usize,
+        /// The array's length.
+        capacity: usize,
+    },
+    /// An index past the end of an array.
+    IndexOutOfRange {
+        /// The index asked for.
+        index: usize,
+        /// The array's length.
+        len: usize,
+    },
+    /// A lock's previous holder died while holding it (see [`OwnerDied`](crate::OwnerDied)).
+    OwnerDied,
+    /// A named heap or a published key that already exists.
+    AlreadyExists,
+    /// A named heap or a published key that does not exist (or is still being created).
+    NotFound,
+    /// A heap name that is not `/` followed by 1–255 bytes without `/` or NUL.
+    InvalidName,
+    /// A shared-memory segment that is not a valid sharedctypes heap: foreign, truncated
+    /// or corrupted.
+    InvalidHeap,
+    /// A published object's layout or kind differs from the one asked for; the message
+    /// says what differs.
+    LayoutMismatch(String),
+    /// A handle used with a heap it does not belong to.
+    WrongHeap,
+    /// A type whose alignment exceeds the page size, which a heap cannot honour.
+    AlignmentTooLarge {
+        /// The type's alignment.
+        align: usize,
+        /// The largest alignment a heap honours (the page size).
+        max: usize,
+    },
+    /// The operating system refused a call.
+    Os {
+        /// What the crate was doing.
+        op: &'static str,
+        /// The OS error.
+        source: io::Error,
+    },
+}
+
+/// `Result<T, sharedctypes::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Wraps the current `errno` as an [`Error::Os`].
+    pub(crate) fn last_os(op: &'static str) -> Self {
+        Error::Os {
+            op,
+            source: io::Error::last_os_error(),
+        }
+    }
+
+    pub(crate) fn os(op: &'static str, source: io::Error) -> Self {
+        Error::Os { op, source }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::OutOfMemory {
+                requested,
+                available,
+            } => {
+                if *requested == usize::MAX {
+                    write!(
+                        f,
+                        "out of shared memory: the requested size overflows usize \
+                         ({available} bytes available); ask for fewer elements"
+                    )
+                } else {
+                    write!(
+                        f,
+                        "out of shared memory: {requested} bytes requested, {available} \
+                         available; create a larger heap with Heap::new, or raise \
+                         SHAREDCTYPES_HEAP_SIZE for the default heap"
+                    )
+                }
+            }
+            Error::UnknownTypecode(c) => write!(
+                f,
+                "unknown typecode {c:?}; valid typecodes are \
+                 'c' 'b' 'B' 'h' 'H' 'i' 'I' 'l' 'L' 'q' 'Q' 'f' 'd'"
+            ),
+            Error::LengthMismatch { expected, found } => write!(
+                f,
+                "length mismatch: the array has {expected} elements but the slice has \
+                 {found}; pass a slice of exactly {expected} elements"
+            ),
+            Error::TooLong { len, capacity } => write!(
+                f,
+                "byte string too long: {len} bytes do not fit in a c_char array of \
+                 {capacity}; shorten it or allocate a larger array"
+            ),
+            Error::IndexOutOfRange { index, len } => write!(
+                f,
+                "index out of range: index {index} in an array of length {len}"
+            ),
+            Error::OwnerDied => f.write_str(
+                "the lock's previous holder died while holding it; the shared data it \
+                 protected may be inconsistent: check it, then continue",
+            ),
+            Error::AlreadyExists => f.write_str(
+                "already exists: a heap or key of that name is taken; pick another name, \
+                 open the existing one, or remove it with Heap::unlink",
+            ),
+            Error::NotFound => f.write_str(
+                "not found: no heap or key of that name (a heap still being created \
+                 counts as missing); check the name, or create it first",
+            ),
+            Error::InvalidName => f.write_str(
+                "invalid heap name: a name is '/' followed by 1 to 255 bytes with no '/' \
+                 or NUL, and not \".\" or \"..\" (for example \"/my-heap\")",
+            ),
+            Error::InvalidHeap => f.write_str(
+                "invalid heap: the shared-memory segment is not a sharedctypes heap, or \
+                 it is truncated or corrupted; check the name, or unlink it and create it \
+                 again",
+            ),
+            Error::LayoutMismatch(what) => write!(
+                f,
+                "layout mismatch: {what}; rebuild both programs with the same type \
+                 definition"
+            ),
+            Error::WrongHeap => f.write_str(
+                "the handle's memory lives in another heap; publish it in the heap that \
+                 allocated it",
+            ),
+            Error::AlignmentTooLarge { align, max } => write!(
+                f,
+                "alignment {align} is larger than the page size {max}, the largest a \
+                 heap can honour; lower the type's #[repr(align)]"
+            ),
+            Error::Os { op, source } => write!(f, "{op} failed: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Os { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,457 @@
+//! The shared heap: one `MAP_SHARED` mapping that forked children inherit, from which
+//! objects are bump-allocated.
+//!
+//! # Layout of the mapping
+//!
+//! ```text
+//! offset 0                HEADER_SIZE                                   total_len
+//! | Header (128 bytes)    | objects, bump-allocated upwards ...  | free  |
+//! ```
+//!
+//! The header holds the allocation cursor as an *offset* from the start of the
+//! mapping, never an address, so the same heap can be mapped at different addresses
+//! by unrelated processes (named heaps). The cursor only grows, by compare-and-swap,
+//! so a parent and its children allocate from one heap without ever overlapping.
+//! Fresh memory is all zeros (the backing file is sparse), so `zeroed` objects cost no
+//! writes, and pages are committed only when first touched.
+
+use std::fmt;
+use std::fs::File;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use memmap2::MmapRaw;
+
+use crate::error::{Error, Result};
+use crate::named::NamedState;
+use crate::os::{self, FileId};
+
+/// `b"SHCTYPES"`: the first bytes of every heap.
+pub(crate) const MAGIC: [u8; 8] = *b"SHCTYPES";
+/// Bumped whenever the header or directory format changes.
+pub(crate) const VERSION: u32 = 1;
+/// Bytes reserved for the header; objects start here.
+pub(crate) const HEADER_SIZE: usize = 128;
+
+/// The header at offset 0 of every heap. Only atomics are mutated after creation.
+#[repr(C)]
+pub(crate) struct Header {
+    pub magic: [u8; 8],
+    pub version: u32,
+    pub header_size: u32,
+    /// Bytes in the whole mapping, header included.
+    pub total_len: u64,
+    /// Offset of the next free byte.
+    pub cursor: AtomicU64,
+    /// Named heaps: 0 while being created, [`READY`] once usable.
+    pub state: AtomicU32,
+    /// Named heaps: a futex word serialising `publish`.
+    pub directory_lock: AtomicU32,
+    /// Named heaps: offset of the newest directory entry, 0 when empty.
+    pub directory: AtomicU64,
+}
+
+static_assertions::const_assert!(std::mem::size_of::<Header>() <= HEADER_SIZE);
+
+/// [`Header::state`] of a heap ready for use.
+pub(crate) const READY: u32 = 0x5245_4459;
+
+/// A region of shared memory from which shared objects are allocated.
+///
+/// Child processes inherit a heap across `fork` (see [`Process`](crate::Process)), and
+/// everything allocated in it, before or after the fork, by the parent or a child, is
+/// shared between them. Objects are never freed one by one: the memory goes when the
+/// last process unmaps the heap (drops its last handle to the heap or to an object in
+/// it). Cloning a `Heap` is cheap and gives the same heap.
+///
+/// Most code never names a heap: every constructor without `_in` uses the
+/// [`default_heap`]. Use your own heap to bound memory or to keep objects apart.
+///
+/// ```
+/// use sharedctypes::{Heap, RawValue};
+///
+/// let heap = Heap::new(1 << 20)?;
+/// let v = RawValue::new_in(&heap, 42u64)?;
+/// assert_eq!(v.get(), 42);
+/// assert_eq!(heap.used(), 8);
+/// assert_eq!(heap.available(), heap.capacity() - 8);
+/// # Ok::<(), sharedctypes::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Heap {
+    inner: Arc<HeapInner>,
+}
+
+pub(crate) struct HeapInner {
+    /// The mapping; unmapped when the last handle in this process is dropped.
+    map: MmapRaw,
+    base: NonNull<u8>,
+    len: usize,
+    id: FileId,
+    pub(crate) named: Option<NamedState>,
+}
+
+// SAFETY: the mapping is shared memory accessed only through atomics (`Shared<T>` and the
+// header's atomics); the raw base pointer is never used for unsynchronised writes.
+unsafe impl Send for HeapInner {}
+// SAFETY: as above.
+unsafe impl Sync for HeapInner {}
+
+impl Heap {
+    /// Creates a heap with room for `capacity` bytes of objects (rounded up to whole
+    /// pages; the header is extra). Memory is committed only when touched.
+    ///
+    /// ```
+    /// let heap = sharedctypes::Heap::new(10_000)?;
+    /// assert!(heap.capacity() >= 10_000);
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
+    pub fn new(capacity: usize) -> Result<Heap> {
+        let total = total_len(capacity)?;
+        let file = os::memfd(total as u64)?;
+        Self::init_fresh(&file, total, None)
+    }
+
+    /// Maps a fresh, zero-filled `file` of `total` bytes and writes the header.
+    pub(crate) fn init_fresh(file: &File, total: usize, named: Option<NamedState>) -> Result<Heap> {
+        let map = os::map_shared(file, total)?;
+        let id = os::file_id(file)?;
+        let heap = Heap::from_map(map, id, named);
+        let header = Header {
+            magic: MAGIC,
+            version: VERSION,
+            header_size: HEADER_SIZE as u32,
+            total_len: total as u64,
+            cursor: AtomicU64::new(HEADER_SIZE as u64),
+            // Named heaps become visible to `open` only when this turns READY, below.
+            state: AtomicU32::new(0),
+            directory_lock: AtomicU32::new(0),
+            directory: AtomicU64::new(0),
+        };
+        // SAFETY: the mapping is at least HEADER_SIZE bytes and page-aligned, so valid and
+        // aligned for a `Header`; the file is fresh, so no other process reads it yet
+        // except through `state`, which is written last, with `Release`.
+        unsafe { heap.header_ptr().write(header) };
+        heap.header().state.store(READY, Ordering::Release);
+        Ok(heap)
+    }
+
+    pub(crate) fn from_map(map: MmapRaw, id: FileId, named: Option<NamedState>) -> Heap {
+        let len = map.len();
+        let base = NonNull::new(map.as_mut_ptr()).expect("mmap never returns null");
+        Heap {
+            inner: Arc::new(HeapInner {
+                map,
+                base,
+                len,
+                id,
+                named,
+            }),
+        }
+    }
+
+    fn header_ptr(&self) -> *mut Header {
+        self.inner.base.as_ptr().cast()
+    }
+
+    /// The header's atomics.
+    pub(crate) fn header(&self) -> &Header {
+        // SAFETY: the mapping starts with a `Header` (page-aligned, HEADER_SIZE bytes) that
+        // lives as long as `self`; after creation only its atomics are written.
+        unsafe { &*self.header_ptr() }
+    }
+
+    /// Bytes available for objects in all (the header excluded).
+    pub fn capacity(&self) -> usize {
+        self.inner.len - HEADER_SIZE
+    }
+
+    /// Bytes allocated so far (alignment padding included), by every process.
+    pub fn used(&self) -> usize {
+        self.cursor() - HEADER_SIZE
+    }
+
+    /// Bytes still free.
+    pub fn available(&self) -> usize {
+        self.inner.len - self.cursor()
+    }
+
+    /// The cursor, clamped into the mapping (a corrupted header cannot make us read
+    /// or allocate out of bounds).
+    fn cursor(&self) -> usize {
+        let c = self.header().cursor.load(Ordering::Relaxed);
+        usize::try_from(c)
+            .unwrap_or(usize::MAX)
+            .clamp(HEADER_SIZE, self.inner.len)
+    }
+
+    /// Allocates `size` bytes aligned to `align` (a power of two up to the page size)
+    /// and returns their offset from the start of the mapping. On failure nothing is
+    /// consumed.
+    pub(crate) fn alloc(&self, size: usize, align: usize) -> Result<usize> {
+        debug_assert!(align.is_power_of_two());
+        if align > os::page_size() {
+            return Err(Error::AlignmentTooLarge {
+                align,
+                max: os::page_size(),
+            });
+        }
+        let cursor = &self.header().cursor;
+        let mut current = cursor.load(Ordering::Relaxed);
+        loop {
+            let cur = usize::try_from(current).unwrap_or(usize::MAX);
+            let available = self.inner.len.saturating_sub(cur);
+            let end = cur
+                .checked_add(align - 1)
+                .map(|x| x & !(align - 1))
+                .and_then(|start| Some((start, start.checked_add(size)?)));
+            let (start, end) = match end {
+                Some((start, end)) if end <= self.inner.len && cur >= HEADER_SIZE => (start, end),
+                _ => {
+                    return Err(Error::OutOfMemory {
+                        requested: size,
+                        available,
+                    })
+                }
+            };
+            match cursor.compare_exchange_weak(
+                current,
+                end as u64,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Ok(start),
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// Allocates room for `len` values of `T` and returns a pointer to the first.
+    /// The memory is zeroed unless something wrote it before (never, for a fresh heap).
+    pub(crate) fn alloc_array<T>(&self, len: usize) -> Result<NonNull<T>> {
+        let size = len
+            .checked_mul(std::mem::size_of::<T>())
+            .ok_or_else(|| Error::OutOfMemory {
+                requested: usize::MAX,
+                available: self.available(),
+            })?;
+        let offset = self.alloc(size, std::mem::align_of::<T>())?;
+        Ok(self.ptr_at(offset))
+    }
+
+    /// The address of `offset` in this process.
+    pub(crate) fn ptr_at<T>(&self, offset: usize) -> NonNull<T> {
+        debug_assert!(offset <= self.inner.len);
+        // SAFETY: `offset` is within the mapping (callers got it from `alloc` or checked
+        // it), so the result stays inside the same allocation.
+        unsafe { self.inner.base.add(offset) }.cast()
+    }
+
+    /// The offset of `ptr` in this heap, if `[ptr, ptr + len)` lies inside it.
+    pub(crate) fn offset_of<T>(&self, ptr: *const T, len: usize) -> Option<usize> {
+        let base = self.inner.base.as_ptr() as usize;
+        let addr = ptr as usize;
+        let offset = addr.checked_sub(base)?;
+        (offset.checked_add(len)? <= self.inner.len).then_some(offset)
+    }
+
+    /// Bytes mapped, header included.
+    pub(crate) fn mapped_len(&self) -> usize {
+        self.inner.len
+    }
+
+    pub(crate) fn inner(&self) -> &HeapInner {
+        &self.inner
+    }
+
+    /// Whether `self` and `other` are the same heap (the same shared file), even if
+    /// mapped twice in this process.
+    pub(crate) fn same_heap(&self, other: &Heap) -> bool {
+        self.inner.id == other.inner.id
+    }
+
+    pub(crate) fn id(&self) -> FileId {
+        self.inner.id
+    }
+}
+
+impl HeapInner {
+    pub(crate) fn map(&self) -> &MmapRaw {
+        &self.map
+    }
+}
+
+impl PartialEq for Heap {
+    /// Heaps are equal when they are the same shared memory, however they were reached.
+    fn eq(&self, other: &Heap) -> bool {
+        self.same_heap(other)
+    }
+}
+
+impl Eq for Heap {}
+
+impl fmt::Debug for Heap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Heap");
+        if let Some(named) = &self.inner.named {
+            d.field("name", &named.name());
+        }
+        d.field("capacity", &self.capacity())
+            .field("used", &self.used())
+            .finish()
+    }
+}
+
+/// Mapping length for `capacity` usable bytes: header plus capacity, in whole pages.
+pub(crate) fn total_len(capacity: usize) -> Result<usize> {
+    let page = os::page_size();
+    HEADER_SIZE
+        .checked_add(capacity)
+        .and_then(|n| n.checked_add(page - 1))
+        .map(|n| n & !(page - 1))
+        .filter(|&n| i64::try_from(n).is_ok())
+        .ok_or(Error::OutOfMemory {
+            requested: capacity,
+            available: 0,
+        })
+}
+
+/// The environment variable that sets the default heap's size, e.g. `64G`, `512M`,
+/// `1048576`.
+pub const HEAP_SIZE_ENV: &str = "SHAREDCTYPES_HEAP_SIZE";
+
+/// The default heap's address space when [`HEAP_SIZE_ENV`] is unset: 64 GiB, halved
+/// (down to 1 GiB) if the system refuses to map that much.
+pub const DEFAULT_HEAP_SIZE: usize = 64 << 30;
+
+static DEFAULT_HEAP: OnceLock<std::result::Result<Heap, String>> = OnceLock::new();
+
+/// The heap every constructor without `_in` allocates from, created on first use.
+///
+/// It reserves 64 GiB of *address space* (set [`SHAREDCTYPES_HEAP_SIZE`](HEAP_SIZE_ENV),
+/// e.g. `SHAREDCTYPES_HEAP_SIZE=4G`, before first use to change it); memory is
+/// committed only as objects are written, so the size costs nothing until used.
+///
+/// Created in a process, it is inherited by every child forked afterwards. **A default
+/// heap first used in a child belongs to that child and its descendants**: the parent
+/// never sees it. Touch it in the parent before forking (any `new`/`zeroed` call, or
+/// `default_heap()` itself) when parent and children must share objects created later.
+///
+/// # Panics
+///
+/// If the heap cannot be created (the size variable is malformed, or the system
+/// refuses even 1 GiB of address space). Constructors never panic: they return that
+/// failure as an `Err`.
+///
+/// ```
+/// let heap = sharedctypes::default_heap();
+/// assert!(heap.capacity() >= 1 << 30);
+/// ```
+pub fn default_heap() -> &'static Heap {
+    match try_default_heap() {
+        Ok(heap) => heap,
+        Err(e) => panic!("sharedctypes: cannot create the default heap: {e}"),
+    }
+}
+
+/// [`default_heap`] as a `Result`.
+pub(crate) fn try_default_heap() -> Result<&'static Heap> {
+    DEFAULT_HEAP
+        .get_or_init(create_default_heap)
+        .as_ref()
+        .map_err(|msg| Error::os("creating the default heap", std::io::Error::other(msg.clone())))
+}
+
+fn create_default_heap() -> std::result::Result<Heap, String> {
+    match std::env::var(HEAP_SIZE_ENV) {
+        Ok(s) => {
+            let size = parse_size(&s).ok_or_else(|| {
+                format!(
+                    "{HEAP_SIZE_ENV}={s:?} is not a size; use bytes or a number with a \
+                     K, M, G or T suffix, e.g. 16G"
+                )
+            })?;
+            Heap::new(size).map_err(|e| e.to_string())
+        }
+        Err(_) => {
+            let mut size = DEFAULT_HEAP_SIZE;
+            loop {
+                match Heap::new(size) {
+                    Ok(heap) => return Ok(heap),
+                    Err(e) if size <= 1 << 30 => return Err(e.to_string()),
+                    Err(_) => size /= 2,
+                }
+            }
+        }
+    }
+}
+
+/// Parses `123`, `64K`, `512M`, `16G`, `1T` (optionally `KiB`/`KB`…), in bytes.
+pub(crate) fn parse_size(s: &str) -> Option<usize> {
+    let s = s.trim();
+    let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(digits);
+    let num: usize = num.parse().ok()?;
+    let shift = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        "T" | "TB" | "TIB" => 40,
+        _ => return None,
+    };
+    num.checked_mul(1usize << shift).filter(|&n| n > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("4096"), Some(4096));
+        assert_eq!(parse_size("16G"), Some(16 << 30));
+        assert_eq!(parse_size("512MiB"), Some(512 << 20));
+        assert_eq!(parse_size("1t"), Some(1 << 40));
+        assert_eq!(parse_size("0"), None);
+        assert_eq!(parse_size("12X"), None);
+        assert_eq!(parse_size(""), None);
+        assert_eq!(parse_size("99999999999999999999T"), None);
+    }
+
+    #[test]
+    fn alloc_is_aligned_and_disjoint() {
+        let heap = Heap::new(1 << 16).unwrap();
+        let a = heap.alloc(3, 1).unwrap();
+        let b = heap.alloc(8, 8).unwrap();
+        let c = heap.alloc(64, 64).unwrap();
+        assert_eq!(a, HEADER_SIZE);
+        assert_eq!(b % 8, 0);
+        assert!(b >= a + 3);
+        assert_eq!(c % 64, 0);
+        assert!(c >= b + 8);
+        let page = os::page_size();
+        let d = heap.alloc(1, page).unwrap();
+        assert_eq!(d % page, 0);
+        assert!(matches!(
+            heap.alloc(1, page * 2),
+            Err(Error::AlignmentTooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn exhaustion_consumes_nothing() {
+        let heap = Heap::new(4096).unwrap();
+        let before = heap.used();
+        let err = heap.alloc(heap.capacity() + 1, 1).unwrap_err();
+        assert!(matches!(err, Error::OutOfMemory { requested, available }
+            if requested == heap.capacity() + 1 && available == heap.capacity()));
+        assert_eq!(heap.used(), before);
+        assert!(heap.alloc(usize::MAX, 8).is_err());
+        assert!(heap.alloc_array::<u64>(usize::MAX / 4).is_err());
+        assert_eq!(heap.used(), before);
+        assert_eq!(heap.alloc(heap.capacity(), 1).unwrap(), HEADER_SIZE);
+        assert_eq!(heap.available(), 0);
+    }
+}

@@ -1,0 +1,86 @@
+//! Is a lock owner still alive? Asked only by a waiter that has waited a while.
+//!
+//! A thread is dead when `/proc/<tid>/stat` is gone, or shows it as a zombie (`Z`) or
+//! dead (`X`) task: a killed process that its parent has not yet reaped is a zombie, and
+//! its locks must be recoverable before the parent calls `waitpid`. TIDs are reused
+//! (`pid_max` may be as low as 32768), so the owner also records its start time, and a
+//! live thread whose start time differs from the recorded one is a *different* thread
+//! that merely got the same TID.
+
+use std::io::ErrorKind;
+
+/// What `/proc/<tid>/stat` says about a thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Task {
+    /// No such thread, or a zombie: it will never release anything.
+    Dead,
+    /// A live thread started at this time (clock ticks since boot).
+    Alive { start: u64 },
+    /// Cannot tell (e.g. `/proc` hidden); treated as alive.
+    Unknown,
+}
+
+/// Reads `/proc/<tid>/stat`.
+pub(crate) fn task(tid: u32) -> Task {
+    match std::fs::read(format!("/proc/{tid}/stat")) {
+        Ok(stat) => parse_stat(&stat).unwrap_or(Task::Unknown),
+        Err(e) if e.kind() == ErrorKind::NotFound || e.raw_os_error() == Some(libc::ESRCH) => {
+            Task::Dead
+        }
+        Err(_) => {
+            // No /proc access: fall back to "does the id exist" (zombies look alive).
+            // SAFETY: kill with signal 0 only checks for existence and permission.
+            let rc = unsafe { libc::kill(tid as libc::pid_t, 0) };
+            if rc < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH) {
+                Task::Dead
+            } else {
+                Task::Unknown
+            }
+        }
+    }
+}
+
+/// The start time of thread `tid`, if it is alive.
+pub(crate) fn start_time(tid: u32) -> Option<u64> {
+    match task(tid) {
+        Task::Alive { start } => Some(start),
+        _ => None,
+    }
+}
+
+/// `pid (comm) state ppid ... starttime(22) ...`; `comm` may hold spaces and parens,
+/// so fields are counted from the last `)`.
+fn parse_stat(stat: &[u8]) -> Option<Task> {
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(&stat[close + 1..]).ok()?;
+    let mut fields = rest.split_ascii_whitespace();
+    let state = fields.next()?;
+    if state == "Z" || state == "X" || state == "x" {
+        return Some(Task::Dead);
+    }
+    // After `state` (field 3), starttime is field 22: 18 fields further on.
+    let start = fields.nth(18)?.parse().ok()?;
+    Some(Task::Alive { start })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_stat_lines() {
+        let line = b"123 (my (weird) prog) S 1 123 123 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 98765 1000 10";
+        assert_eq!(parse_stat(line), Some(Task::Alive { start: 98765 }));
+        let zombie = b"9 (x) Z 1 9 9 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0";
+        assert_eq!(parse_stat(zombie), Some(Task::Dead));
+        assert_eq!(parse_stat(b"garbage"), None);
+    }
+
+    #[test]
+    fn knows_itself_and_the_dead() {
+        // SAFETY: gettid has no preconditions.
+        let me = unsafe { libc::gettid() } as u32;
+        assert!(matches!(task(me), Task::Alive { .. }));
+        assert_eq!(task(u32::MAX >> 2), Task::Dead);
+    }
+}
