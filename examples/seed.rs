@@ -19,6 +19,7 @@
 //! ```
 
 use std::ffi::c_char;
+use std::io::Write;
 
 use sharedctypes::{Array, Lock, Process, RawValue, SharedStruct, Value};
 
@@ -42,7 +43,13 @@ fn modify(n: &Value<i32>, x: &RawValue<f64>, s: &Array<c_char, Lock>, a: &Array<
     }
 }
 
-fn main() -> sharedctypes::Result<()> {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    run(&mut std::io::stdout().lock())
+}
+
+/// Builds the shared objects, lets a child process modify them, and prints the
+/// results to `out` (the test `tests/seed.rs` checks the exact text).
+pub fn run(out: &mut impl Write) -> Result<(), Box<dyn std::error::Error>> {
     let lock = Lock::new()?;
     let n = Value::new(7)?;
     let x = RawValue::new(1.0 / 3.0)?; // lock=False
@@ -63,14 +70,14 @@ fn main() -> sharedctypes::Result<()> {
     let status = p.join()?;
     assert!(status.success(), "the child failed: {status}");
 
-    println!("{}", n.get());
-    println!("{}", x.get());
-    println!("{}", String::from_utf8_lossy(&s.value()));
+    writeln!(out, "{}", n.get())?;
+    writeln!(out, "{}", x.get())?;
+    writeln!(out, "{}", String::from_utf8_lossy(&s.value()))?;
     let points: Vec<String> = a
         .to_vec()
         .iter()
         .map(|p| format!("({:?}, {:?})", p.x, p.y))
         .collect();
-    println!("[{}]", points.join(", "));
+    writeln!(out, "[{}]", points.join(", "))?;
     Ok(())
 }
