@@ -380,7 +380,12 @@ impl<T: SharedType> Eq for RawArray<T> {}
 impl<T: SharedType + fmt::Debug> fmt::Debug for RawArray<T> {
     /// `RawArray<i32>([9, 2, 8])`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "RawArray<{}>({:?})", short_type_name::<T>(), self.to_vec())
+        write!(
+            f,
+            "RawArray<{}>({:?})",
+            short_type_name::<T>(),
+            self.to_vec()
+        )
     }
 }
 

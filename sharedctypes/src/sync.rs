@@ -78,6 +78,10 @@ pub(crate) struct LockState {
     stamp: AtomicU64,
 }
 
+/// Bytes and alignment of a lock in its heap.
+pub(crate) const LOCK_SIZE: usize = std::mem::size_of::<LockState>();
+pub(crate) const LOCK_ALIGN: usize = std::mem::align_of::<LockState>();
+
 /// How a contended acquisition ended.
 enum Acquired {
     Clean,
@@ -261,7 +265,10 @@ impl LockState {
                 if quick && suspect.is_none() {
                     std::thread::sleep(CHECK_INTERVAL);
                     *suspect = Some(seen);
-                    let now = (self.word.load(Ordering::Relaxed) & !WAITERS, self.stamp.load(Ordering::Relaxed));
+                    let now = (
+                        self.word.load(Ordering::Relaxed) & !WAITERS,
+                        self.stamp.load(Ordering::Relaxed),
+                    );
                     return now == seen;
                 }
                 let confirmed = *suspect == Some(seen);
@@ -859,7 +866,9 @@ impl fmt::Debug for RLock {
             `sharedctypes::Lock` or `sharedctypes::RLock`; other locks do not work \
             across processes"
 )]
-pub trait LockType: crate::sealed::Sealed + Clone + PartialEq + fmt::Debug + Send + Sync + 'static {
+pub trait LockType:
+    crate::sealed::Sealed + Clone + PartialEq + fmt::Debug + Send + Sync + 'static
+{
     /// The guard [`acquire`](LockType::acquire) returns.
     type Guard<'a>
     where

@@ -9,7 +9,27 @@ use crate::error::{Error, Result};
 use crate::heap::{try_default_heap, Heap};
 use crate::raw::{bytes, load_vec, short_type_name, store_slice, CopyShared, RawArray, RawValue};
 use crate::shared::{Shared, SharedType};
-use crate::sync::{map_result, LockResult, LockType, RLock};
+use crate::sync::{map_result, LockResult, LockType, RLock, LOCK_ALIGN, LOCK_SIZE};
+
+/// Allocates a fresh [`RLock`] followed by room for `len` zeroed `T`s in *one*
+/// allocation, so that running out of memory leaves nothing half-allocated. Returns
+/// the lock and the offset of the first `T`.
+fn alloc_with_rlock<T>(heap: &Heap, len: usize) -> Result<(RLock, usize)> {
+    let data = LOCK_SIZE.next_multiple_of(std::mem::align_of::<T>());
+    let size = len
+        .checked_mul(std::mem::size_of::<T>())
+        .and_then(|n| n.checked_add(data))
+        .ok_or_else(|| Error::OutOfMemory {
+            requested: usize::MAX,
+            available: heap.available(),
+        })?;
+    let base = heap.alloc(size, LOCK_ALIGN.max(std::mem::align_of::<T>()))?;
+    // SAFETY: `base` was just allocated, aligned for the lock (LOCK_ALIGN divides the
+    // block's alignment) and with LOCK_SIZE bytes before `data`; fresh memory is zero,
+    // which is an unlocked lock.
+    let lock = unsafe { RLock::from_offset(heap, base) };
+    Ok((lock, base + data))
+}
 
 /// A shared `T` behind a process-shared lock (Python's `Value`); by default a fresh
 /// [`RLock`] of its own (`lock=True`), or a shared [`Lock`](crate::Lock)/`RLock`
@@ -68,11 +88,13 @@ impl<T: SharedType> Value<T, RLock> {
     /// # Ok::<(), sharedctypes::Error>(())
     /// ```
     pub fn new_in(heap: &Heap, init: T) -> Result<Self> {
-        let lock = RLock::new_in(heap)?;
-        Ok(Value {
-            obj: RawValue::new_in(heap, init)?,
-            lock,
-        })
+        let (lock, offset) = alloc_with_rlock::<T>(heap, 1)?;
+        // SAFETY: `offset` is the freshly allocated, `T`-aligned room for one `T`.
+        let obj = unsafe { RawValue::<T>::from_offset(heap, offset) };
+        // SAFETY: the memory is valid and aligned for `T` and nobody else can reach it
+        // yet, so a plain write cannot race.
+        unsafe { obj.as_ptr().write(init) };
+        Ok(Value { obj, lock })
     }
 }
 
@@ -231,20 +253,21 @@ impl<T: SharedType> Array<T, RLock> {
     /// # Ok::<(), sharedctypes::Error>(())
     /// ```
     pub fn zeroed_in(heap: &Heap, len: usize) -> Result<Self> {
-        let lock = RLock::new_in(heap)?;
-        Ok(Array {
-            obj: RawArray::zeroed_in(heap, len)?,
-            lock,
-        })
+        let (lock, offset) = alloc_with_rlock::<T>(heap, len)?;
+        // SAFETY: `offset` is freshly allocated, `T`-aligned room for `len` `T`s; fresh
+        // heap memory is zero.
+        let obj = unsafe { RawArray::<T>::from_offset(heap, offset, len) };
+        Ok(Array { obj, lock })
     }
 
     /// [`from_slice`](Self::from_slice) in `heap` (the lock too).
     pub fn from_slice_in(heap: &Heap, init: &[T]) -> Result<Self> {
-        let lock = RLock::new_in(heap)?;
-        Ok(Array {
-            obj: RawArray::from_slice_in(heap, init)?,
-            lock,
-        })
+        let array = Self::zeroed_in(heap, init.len())?;
+        let dst = array.obj.as_ptr().cast::<T>().cast_mut();
+        // SAFETY: `dst` is freshly allocated room for `init.len()` aligned `T`s that
+        // nobody else can reach yet, and cannot overlap the borrowed `init`.
+        unsafe { std::ptr::copy_nonoverlapping(init.as_ptr(), dst, init.len()) };
+        Ok(array)
     }
 }
 
@@ -262,11 +285,7 @@ impl Array<c_char, RLock> {
 
     /// [`from_bytes`](Self::from_bytes) in `heap` (the lock too).
     pub fn from_bytes_in(heap: &Heap, bytes: &[u8]) -> Result<Self> {
-        let lock = RLock::new_in(heap)?;
-        Ok(Array {
-            obj: RawArray::from_bytes_in(heap, bytes)?,
-            lock,
-        })
+        Self::from_slice_in(heap, crate::raw::bytes_as_chars(bytes))
     }
 }
 

@@ -35,19 +35,45 @@ use crate::error::Error;
 /// ```
 #[macro_export]
 macro_rules! typecode {
-    ('c') => { ::core::ffi::c_char };
-    ('b') => { i8 };
-    ('B') => { u8 };
-    ('h') => { i16 };
-    ('H') => { u16 };
-    ('i') => { i32 };
-    ('I') => { u32 };
-    ('l') => { ::core::ffi::c_long };
-    ('L') => { ::core::ffi::c_ulong };
-    ('q') => { i64 };
-    ('Q') => { u64 };
-    ('f') => { f32 };
-    ('d') => { f64 };
+    ('c') => {
+        ::core::ffi::c_char
+    };
+    ('b') => {
+        i8
+    };
+    ('B') => {
+        u8
+    };
+    ('h') => {
+        i16
+    };
+    ('H') => {
+        u16
+    };
+    ('i') => {
+        i32
+    };
+    ('I') => {
+        u32
+    };
+    ('l') => {
+        ::core::ffi::c_long
+    };
+    ('L') => {
+        ::core::ffi::c_ulong
+    };
+    ('q') => {
+        i64
+    };
+    ('Q') => {
+        u64
+    };
+    ('f') => {
+        f32
+    };
+    ('d') => {
+        f64
+    };
     ($other:tt) => {
         ::core::compile_error!(
             "unknown typecode; valid typecodes are 'c' (c_char), 'b' (i8), 'B' (u8), \
