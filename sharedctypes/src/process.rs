@@ -13,7 +13,9 @@
 //!   descriptor 2 (no lock, and past `cargo test`'s output capture, which would
 //!   otherwise swallow it), then the child exits with status 101;
 //! - the crate's own state (heap handles, locks, the thread-identity cache) needs no
-//!   lock in the child.
+//!   lock in the child, and the [default heap](crate::default_heap) is created before
+//!   the fork (so it is never half-initialised by another thread in the child, and
+//!   objects a child allocates with plain `new` are shared with the parent).
 //!
 //! What remains your responsibility in the closure: do not take a lock of your own that
 //! another thread of the parent may have held at the fork (a `std::sync::Mutex` shared
@@ -76,6 +78,10 @@ impl Process {
     /// ```
     pub fn spawn<F: FnOnce() + Send + 'static>(f: F) -> Result<Process> {
         HOOK.call_once(install_child_panic_hook);
+        // Make sure the default heap is not half-created by another thread at the fork
+        // (the child would wait forever for that thread's `OnceLock` initialisation); as
+        // a bonus, objects a child creates with plain `new` are visible to the parent.
+        let _ = crate::heap::try_default_heap();
         // Hold the standard streams' locks across the fork: the child then inherits them
         // held by itself (its copy of this thread), never by a thread that does not exist
         // there. Flush first so buffered parent output is not printed twice.
