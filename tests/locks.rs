@@ -412,3 +412,75 @@ fn many_threads_and_processes_contend_without_losing_wakeups() {
     assert!(child.join().unwrap().success());
     assert_eq!(counter.get(), 2 * 3 * 5_000);
 }
+
+#[test]
+fn killing_holders_under_load_never_breaks_exclusion() {
+    // Workers hammer one lock; the parent SIGKILLs workers at random moments, often
+    // inside the critical section. `inside` must be 0 on every clean acquisition; a
+    // worker told of a death repairs it. A violation makes a worker exit with 2.
+    let heap = Heap::new(1 << 16).unwrap();
+    let lock = Lock::new_in(&heap).unwrap();
+    let inside = RawValue::new_in(&heap, 0u32).unwrap();
+    let entries = RawValue::new_in(&heap, 0u64).unwrap();
+    let repairs = RawValue::new_in(&heap, 0u64).unwrap();
+    let spawn_worker = || {
+        let (lock, inside, entries, repairs) = (
+            lock.clone(),
+            inside.clone(),
+            entries.clone(),
+            repairs.clone(),
+        );
+        Process::spawn(move || loop {
+            let g = match lock.acquire() {
+                Ok(g) => {
+                    if inside.get() != 0 {
+                        std::process::exit(2);
+                    }
+                    g
+                }
+                Err(died) => {
+                    repairs.set(repairs.get() + 1);
+                    died.into_inner()
+                }
+            };
+            inside.set(1);
+            entries.set(entries.get() + 1);
+            for _ in 0..50 {
+                std::hint::spin_loop();
+            }
+            inside.set(0);
+            drop(g);
+        })
+        .unwrap()
+    };
+    let mut workers: Vec<Process> = (0..3).map(|_| spawn_worker()).collect();
+    let mut kills = 0u64;
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    for _ in 0..40 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        std::thread::sleep(Duration::from_micros(2_000 + seed % 8_000));
+        let victim = workers.swap_remove((seed % workers.len() as u64) as usize);
+        victim.kill().unwrap();
+        let status = victim.join().unwrap();
+        assert_ne!(status.code(), Some(2), "a worker saw a broken exclusion");
+        kills += 1;
+        workers.push(spawn_worker());
+    }
+    for w in workers {
+        w.kill().unwrap();
+        assert_ne!(w.join().unwrap().code(), Some(2));
+    }
+    // Whoever gets the lock now either finds it clean or repairs it.
+    let g = lock.acquire().unwrap_or_else(|died| died.into_inner());
+    inside.set(0);
+    drop(g);
+    assert!(entries.get() > 0);
+    eprintln!(
+        "kills {kills}, entries {}, repairs {}",
+        entries.get(),
+        repairs.get()
+    );
+    assert!(repairs.get() <= kills + 3);
+}
