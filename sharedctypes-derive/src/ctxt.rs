@@ -13,12 +13,18 @@ pub(crate) struct Ctxt {
 impl Ctxt {
     /// Records an error pointing at `tokens`.
     pub(crate) fn error_spanned_by<T: ToTokens, M: Display>(&mut self, tokens: T, msg: M) {
-        self.errors.push(syn::Error::new_spanned(tokens.into_token_stream(), msg));
+        self.errors
+            .push(syn::Error::new_spanned(tokens.into_token_stream(), msg));
     }
 
     /// Records an already built error.
     pub(crate) fn push(&mut self, error: syn::Error) {
         self.errors.push(error);
+    }
+
+    /// How many errors so far.
+    pub(crate) fn len(&self) -> usize {
+        self.errors.len()
     }
 
     /// All errors combined into one, if any.

@@ -1,32 +1,108 @@
 //! Code generation: the `<Name>Fields` struct, the `SharedType` and `SharedStruct`
-//! impls, and the compile-time layout checks. Every path is absolute
-//! (`::core::…`, `::sharedctypes::__private::…`), so user items named `Result`,
-//! `Shared` or `Option`, or `#![no_implicit_prelude]`, cannot change its meaning.
+//! impls, and the compile-time checks. Every path is absolute (`::core::…`,
+//! `::sharedctypes::__private::…`), so user items named `Result`, `Shared` or
+//! `Option`, or `#![no_implicit_prelude]`, cannot change its meaning.
 
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote, quote_spanned};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
-use syn::{DeriveInput, GenericParam, WherePredicate};
+use syn::{DeriveInput, GenericParam, Member, Type};
 
 use crate::ast::{Input, Style};
 use crate::valid;
 
-/// The whole expansion, or the errors (and nothing else, so that no error cascades
-/// from half-generated code).
+/// The whole expansion; or, for bad input, the errors and the per-field `SharedType`
+/// checks of the fields that were not rejected, so that every bad field is reported
+/// in one build. No impl is emitted for bad input: a stub would need the struct to be
+/// `Copy + Send + Sync`, which a struct with a pointer field is not, and would add
+/// errors of its own.
 pub(crate) fn derive(input: &DeriveInput) -> TokenStream {
     let model = match Input::from_syn(input) {
         Ok(model) => model,
         Err(e) => return e.to_compile_error(),
     };
-    if let Err(e) = valid::check(&model) {
-        return e.to_compile_error();
+    let report = valid::check(&model);
+    match report.error {
+        None => expand(&model),
+        Some(error) => {
+            let mut out = error.to_compile_error();
+            // With a lifetime parameter the field checks would only add noise (every
+            // `SharedType` is `'static`).
+            if model.generics.lifetimes().next().is_none() {
+                let ok = model
+                    .fields
+                    .iter()
+                    .zip(&report.field_ok)
+                    .filter(|(_, ok)| **ok)
+                    .map(|(f, _)| f.ty);
+                let checks = field_checks(&model, ok);
+                let allow_lints = allow_lints();
+                out.extend(quote! {
+                    #allow_lints
+                    const _: () = { #checks };
+                });
+            }
+            out
+        }
     }
-    expand(&model)
+}
+
+/// `T: SharedType` for each type parameter, plus the user's own where-clause.
+fn base_predicates(input: &Input<'_>) -> Vec<TokenStream> {
+    let mut base: Vec<TokenStream> = input
+        .generics
+        .where_clause
+        .iter()
+        .flat_map(|w| w.predicates.iter().map(ToTokens::to_token_stream))
+        .collect();
+    for param in &input.generics.params {
+        if let GenericParam::Type(t) = param {
+            // Spanned at the parameter: `Pair<*const u8>` is then explained by a note
+            // pointing at `T` in `struct Pair<T>`.
+            let t = &t.ident;
+            base.push(quote_spanned!(t.span()=> #t: ::sharedctypes::__private::SharedType));
+        }
+    }
+    base
+}
+
+/// Functions that require `F: SharedType` once per field type, at the field type's span:
+/// a field whose type is not `SharedType` gets exactly one error, at the field, worded
+/// by `SharedType`'s `#[diagnostic::on_unimplemented]`. (The other uses of the field
+/// types, in the impls' bounds, are higher-ranked and never reported.) A bound on a
+/// function is used rather than naming `<F as SharedType>::LAYOUT`, which would also
+/// report each of `SharedType`'s supertraits (`Send`, `Sync`) separately.
+fn field_checks<'a>(input: &Input<'_>, tys: impl Iterator<Item = &'a Type>) -> TokenStream {
+    let (impl_generics, _, _) = input.generics.split_for_impl();
+    let base = base_predicates(input);
+    let checks = tys.map(|ty| {
+        // The path is written here, not interpolated, so that it carries the field's
+        // span and the error points at the field.
+        quote_spanned!(ty.span()=> __field_must_be_a_shared_type::<#ty>();)
+    });
+    quote! {
+        fn __field_must_be_a_shared_type<__T: ::sharedctypes::__private::SharedType>() {}
+
+        fn __check_fields #impl_generics () where #(#base,)* {
+            #(#checks)*
+        }
+    }
+}
+
+/// Generated code is not the user's to lint: the helpers are never called, and the
+/// bounds repeat the user's own (for pedantic and nursery lints too).
+fn allow_lints() -> TokenStream {
+    quote!(#[allow(dead_code, clippy::all, clippy::pedantic, clippy::nursery)])
+}
+
+fn private() -> TokenStream {
+    quote!(::sharedctypes::__private)
 }
 
 fn expand(input: &Input<'_>) -> TokenStream {
-    let p = quote!(::sharedctypes::__private);
+    let p = private();
+    let allow_lints = allow_lints();
     let ident = input.ident;
     let vis = input.vis;
     let name = input.name();
@@ -36,35 +112,30 @@ fn expand(input: &Input<'_>) -> TokenStream {
     let self_ty = quote!(#ident #ty_generics);
     let fields_ty = quote!(#fields_ident #ty_generics);
 
-    // Bounds: the user's, `T: SharedType` for each type parameter, and
-    // `for<'__shared> F: SharedType` for each field type. The higher-ranked form keeps a
-    // bound on a concrete type (`bool: SharedType`) from being checked at the impl
-    // (which would report it again at every impl); a bad field is reported once, by
-    // `__assert_fields` below, at the field's own span.
-    let mut base: Vec<TokenStream> = where_clause
-        .map(|w| w.predicates.iter().map(|p: &WherePredicate| quote!(#p)).collect())
-        .unwrap_or_default();
-    for param in &generics.params {
-        if let GenericParam::Type(t) = param {
-            let t = &t.ident;
-            base.push(quote!(#t: #p::SharedType));
-        }
-    }
-    let mut predicates = base.clone();
+    // Bounds on the impls: the user's, `T: SharedType` for each type parameter, and
+    // `for<'__shared> F: SharedType` for each field type and `for<'__shared> Self: Copy`.
+    // The higher-ranked form keeps a bound on a concrete type (`bool: SharedType`) from
+    // being checked at the impl (which would report it again at each impl); a bad field
+    // is reported once, by `field_checks`, at the field's own span, and a missing `Copy`
+    // once, by `__check_copy` below.
+    let mut predicates = base_predicates(input);
     for f in &input.fields {
         let ty = f.ty;
         predicates.push(quote!(for<'__shared> #ty: #p::SharedType));
     }
-    let field_asserts = input.fields.iter().map(|f| {
-        let ty = f.ty;
-        // The path is written here, not interpolated, so that it carries the field's
-        // span and the error points at the field.
-        quote_spanned!(ty.span()=> ::sharedctypes::__private::assert_shared_type::<#ty>();)
-    });
+    predicates.push(quote!(for<'__shared> #self_ty: #p::core::marker::Copy));
     let where_all = quote!(where #(#predicates,)*);
+    let base = base_predicates(input);
+    let field_checks = field_checks(input, input.fields.iter().map(|f| f.ty));
+    let copy_check = quote_spanned!(ident.span()=> __shared_struct_must_be_copy::<#self_ty>(););
 
-    // The companion struct.
-    let align = input.repr.align.as_ref().map(|n| quote!(#[repr(align(#n))]));
+    // The companion struct. Each cell has the visibility of its field (see the derive's
+    // docs): `Shared<Name>` must not open a field that `Name` keeps private.
+    let align = input
+        .repr
+        .align
+        .as_ref()
+        .map(|n| quote!(#[repr(align(#n))]));
     let struct_doc = format!(
         "The fields of [`{name}`] in shared memory: `Shared<{name}>` derefs to this, one \
          `Shared` cell per field. Generated by `#[derive(SharedStruct)]`."
@@ -74,31 +145,25 @@ fn expand(input: &Input<'_>) -> TokenStream {
         let ty = f.ty;
         let doc = format!("The `Shared` cell of field `{}`.", f.name);
         match &f.member {
-            syn::Member::Named(id) => quote!(#[doc = #doc] #fvis #id: #p::Shared<#ty>),
-            syn::Member::Unnamed(_) => quote!(#[doc = #doc] #fvis #p::Shared<#ty>),
+            Member::Named(id) => quote!(#[doc = #doc] #fvis #id: #p::Shared<#ty>),
+            Member::Unnamed(_) => quote!(#[doc = #doc] #fvis #p::Shared<#ty>),
         }
     });
+    let attrs = quote! {
+        #[doc = #struct_doc]
+        #[repr(C)]
+        #align
+        #allow_lints
+        #[allow(non_camel_case_types)]
+    };
     let fields_struct = match input.style {
-        Style::Named => quote! {
-            #[doc = #struct_doc]
-            #[repr(C)]
-            #align
-            #[allow(dead_code, non_camel_case_types, clippy::all)]
+        Style::Named | Style::Unit => quote! {
+            #attrs
             #vis struct #fields_ident #generics #where_clause { #(#cells,)* }
         },
         Style::Tuple => quote! {
-            #[doc = #struct_doc]
-            #[repr(C)]
-            #align
-            #[allow(dead_code, non_camel_case_types, clippy::all)]
+            #attrs
             #vis struct #fields_ident #generics (#(#cells,)*) #where_clause;
-        },
-        Style::Unit => quote! {
-            #[doc = #struct_doc]
-            #[repr(C)]
-            #align
-            #[allow(dead_code, non_camel_case_types, clippy::all)]
-            #vis struct #fields_ident #generics #where_clause {}
         },
     };
 
@@ -152,18 +217,25 @@ fn expand(input: &Input<'_>) -> TokenStream {
     let members: Vec<_> = input.fields.iter().map(|f| &f.member).collect();
     let tys: Vec<_> = input.fields.iter().map(|f| f.ty).collect();
 
+    // The impl headers carry the struct name's span rather than the derive's, so that
+    // a failed bound at a use (`RawValue<Pair<*const u8>>`) points at the struct, and
+    // rustc does not suggest writing the (unsafe, derive-only) impl by hand.
+    let unsafe_impl = quote_spanned!(ident.span()=> unsafe impl);
+    let shared_type = quote_spanned!(ident.span()=> ::sharedctypes::__private::SharedType);
+    let shared_struct = quote_spanned!(ident.span()=> ::sharedctypes::__private::SharedStruct);
+
     quote! {
         #fields_struct
 
         #[doc(hidden)]
-        #[allow(non_upper_case_globals, clippy::all)]
+        #allow_lints
         const _: () = {
             #[automatically_derived]
             #[allow(clippy::undocumented_unsafe_blocks)]
             // SAFETY: `valid` rejected pointer-like fields, the bounds require every field
             // to be `SharedType`, and `repr(C)` (checked) fixes the layout; loads and stores
             // go field by field through the fields' own impls.
-            unsafe impl #impl_generics #p::SharedType for #self_ty #where_all {
+            #unsafe_impl #impl_generics #shared_type for #self_ty #where_all {
                 const LAYOUT: #p::TypeLayout = #p::TypeLayout::structure(
                     #name,
                     #p::core::mem::size_of::<#self_ty>(),
@@ -201,16 +273,19 @@ fn expand(input: &Input<'_>) -> TokenStream {
             // SAFETY: `Fields` is `repr(C)` with one `Shared<F>` (layout of `F`) per field,
             // in the same order, with the same `align`; `__LAYOUT_CHECK` proves size,
             // alignment and every offset equal.
-            unsafe impl #impl_generics #p::SharedStruct for #self_ty #where_all {
+            #unsafe_impl #impl_generics #shared_struct for #self_ty #where_all {
                 type Fields = #fields_ty;
                 const __LAYOUT_CHECK: () = #layout_check;
             }
 
             #eager_check
 
-            #[allow(dead_code, clippy::all)]
-            fn __assert_fields #impl_generics () where #(#base,)* {
-                #(#field_asserts)*
+            #field_checks
+
+            fn __shared_struct_must_be_copy<__T: #p::core::marker::Copy>() {}
+
+            fn __check_copy #impl_generics () where #(#base,)* {
+                #copy_check
             }
         };
     }
