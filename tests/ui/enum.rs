@@ -1,0 +1,10 @@
+use sharedctypes::SharedStruct;
+
+#[derive(Clone, Copy, SharedStruct)]
+#[repr(C)]
+enum State {
+    Idle,
+    Busy(u32),
+}
+
+fn main() {}

@@ -1,0 +1,9 @@
+use sharedctypes::SharedStruct;
+
+#[derive(Clone, SharedStruct)]
+#[repr(C)]
+struct Boxed {
+    value: Box<u64>,
+}
+
+fn main() {}

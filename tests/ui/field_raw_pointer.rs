@@ -1,0 +1,10 @@
+use sharedctypes::SharedStruct;
+
+#[derive(Clone, Copy, SharedStruct)]
+#[repr(C)]
+struct Node {
+    value: u32,
+    next: *const Node,
+}
+
+fn main() {}

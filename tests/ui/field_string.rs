@@ -1,0 +1,10 @@
+use sharedctypes::SharedStruct;
+
+#[derive(Clone, SharedStruct)]
+#[repr(C)]
+struct Person {
+    age: u8,
+    name: String,
+}
+
+fn main() {}

@@ -1,0 +1,9 @@
+use sharedctypes::SharedStruct;
+
+#[derive(Clone, Copy, SharedStruct)]
+struct Point {
+    x: f64,
+    y: f64,
+}
+
+fn main() {}

@@ -1,0 +1,5 @@
+use sharedctypes::{typecode, RawArray};
+
+type Nope = RawArray<typecode!('z')>;
+
+fn main() {}
