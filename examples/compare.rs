@@ -1,0 +1,106 @@
+//! The Rust half of `bench/compare-python.sh`: the same workloads as its Python half,
+//! each run several times, printing one line per workload:
+//!
+//! ```text
+//! <workload>\t<median seconds>\t<every run's seconds, comma-separated>
+//! ```
+//!
+//! Run with `cargo run --release --example compare [-- RUNS]` (default 5 runs).
+//!
+//! - `locked_increments_1proc`: 1M increments of a `Value<i64>` (default lock, an
+//!   `RLock`, as Python's `Value('q', 0)`), each under its own lock acquisition;
+//! - `locked_increments_4proc`: 4 forked processes × 250k of the same, timed from before
+//!   the first fork to after the last child is reaped (as in Python);
+//! - `rawarray_from_slice_10M_f64`: `RawArray::from_slice` of 10M `f64` already in a
+//!   `Vec` (Python: `RawArray('d', list)` of a list built beforehand).
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use sharedctypes::{Process, RawArray, Value};
+
+const INCREMENTS: i64 = 1_000_000;
+const PROCS: i64 = 4;
+const ARRAY_LEN: usize = 10_000_000;
+
+/// 1M locked increments in this process.
+fn locked_increments_1proc() -> f64 {
+    let v = Value::new(0i64).expect("allocate the counter");
+    let start = Instant::now();
+    for _ in 0..INCREMENTS {
+        let guard = v.lock().expect("nobody dies");
+        guard.set(guard.get() + 1);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    assert_eq!(v.get(), INCREMENTS);
+    secs
+}
+
+/// 4 processes × 250k locked increments of one counter.
+fn locked_increments_4proc() -> f64 {
+    let v = Value::new(0i64).expect("allocate the counter");
+    let start = Instant::now();
+    let children: Vec<Process> = (0..PROCS)
+        .map(|_| {
+            let v = v.clone();
+            Process::spawn(move || {
+                for _ in 0..INCREMENTS / PROCS {
+                    let guard = v.lock().expect("nobody dies");
+                    guard.set(guard.get() + 1);
+                }
+            })
+            .expect("fork")
+        })
+        .collect();
+    for child in children {
+        assert!(child.join().expect("waitpid").success());
+    }
+    let secs = start.elapsed().as_secs_f64();
+    assert_eq!(v.get(), INCREMENTS);
+    secs
+}
+
+/// A shared array of 10M `f64` from an existing slice.
+fn rawarray_from_slice() -> f64 {
+    let src: Vec<f64> = (0..ARRAY_LEN).map(|i| i as f64 * 0.5).collect();
+    let start = Instant::now();
+    let a = RawArray::from_slice(black_box(&src)).expect("allocate the array");
+    let secs = start.elapsed().as_secs_f64();
+    assert_eq!(a[ARRAY_LEN - 1].get(), (ARRAY_LEN - 1) as f64 * 0.5);
+    secs
+}
+
+/// A workload's name and the function that runs it once, returning seconds.
+type Workload = (&'static str, fn() -> f64);
+
+fn median(runs: &[f64]) -> f64 {
+    let mut sorted = runs.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    }
+}
+
+fn main() {
+    let runs: usize = match std::env::args().nth(1) {
+        Some(arg) => arg.parse().expect("usage: compare [RUNS]"),
+        None => 5,
+    };
+    assert!(runs > 0, "RUNS must be at least 1");
+    // Create the default heap before timing anything (Python's heap is set up lazily
+    // too, but by its first object, which is made outside the timed region).
+    sharedctypes::default_heap();
+    let workloads: [Workload; 3] = [
+        ("locked_increments_1proc", locked_increments_1proc),
+        ("locked_increments_4proc", locked_increments_4proc),
+        ("rawarray_from_slice_10M_f64", rawarray_from_slice),
+    ];
+    for (name, work) in workloads {
+        let times: Vec<f64> = (0..runs).map(|_| work()).collect();
+        let all: Vec<String> = times.iter().map(|t| format!("{t:.6}")).collect();
+        println!("{name}\t{:.6}\t{}", median(&times), all.join(","));
+    }
+}
