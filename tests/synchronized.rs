@@ -392,8 +392,14 @@ fn a_failed_constructor_allocates_nothing() {
     let _fill = RawArray::<u8>::zeroed_in(&heap, heap.capacity() - 28).unwrap();
     let before = heap.available();
     // The lock (16 bytes) would fit, the lock and the value would not.
-    assert!(matches!(Value::new_in(&heap, [0u64; 2]), Err(Error::OutOfMemory { .. })));
-    assert!(matches!(Array::<u32>::zeroed_in(&heap, 3), Err(Error::OutOfMemory { .. })));
+    assert!(matches!(
+        Value::new_in(&heap, [0u64; 2]),
+        Err(Error::OutOfMemory { .. })
+    ));
+    assert!(matches!(
+        Array::<u32>::zeroed_in(&heap, 3),
+        Err(Error::OutOfMemory { .. })
+    ));
     assert!(Array::<u64>::from_slice_in(&heap, &[1, 2]).is_err());
     assert!(Array::from_bytes_in(&heap, b"0123456789").is_err());
     assert!(Array::<u8>::zeroed_in(&heap, usize::MAX).is_err());

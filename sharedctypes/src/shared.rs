@@ -67,11 +67,14 @@ use crate::layout::{Primitive, TypeLayout};
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot live in shared memory",
     label = "`{Self}` is not a `SharedType`",
-    note = "shared memory holds integers, floats, arrays of them and #[derive(SharedStruct)] \
-            #[repr(C)] structs; a pointer, reference, Box, Vec, String, Rc or Arc holds an \
-            address that means nothing in another process, and bool or char are not valid \
-            for every bit pattern",
-    note = "store an index or an offset into a shared array instead of a pointer"
+    note = "shared memory holds integers, floats, arrays of them, and `#[repr(C)]` structs \
+            with `#[derive(SharedStruct)]`",
+    note = "a pointer, reference, `Box`, `Vec`, `String`, `Rc` or `Arc` holds an address, \
+            which means nothing in another process: store an index or an offset into a \
+            shared array instead",
+    note = "`bool`, `char` and enums are not valid for every bit pattern another process \
+            may write: store a `u8` or `u32`; a tuple has no fixed layout: use a \
+            `#[repr(C)]` struct"
 )]
 pub unsafe trait SharedType: Copy + Send + Sync + 'static {
     /// A compile-time description of this type's layout, compared when a named heap's
