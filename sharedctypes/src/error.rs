@@ -56,7 +56,8 @@ pub enum Error {
     AlreadyExists,
     /// A named heap or a published key that does not exist (or is still being created).
     NotFound,
-    /// A heap name that is not `/` followed by 1–255 bytes without `/` or NUL.
+    /// A heap name that is not `/` followed by 1–255 bytes without `/` or NUL (nor `.`
+    /// or `..`), or a directory key that is not 1–255 bytes.
     InvalidName,
     /// A shared-memory segment that is not a valid sharedctypes heap: foreign, truncated
     /// or corrupted.
@@ -153,8 +154,9 @@ impl fmt::Display for Error {
                  counts as missing); check the name, or create it first",
             ),
             Error::InvalidName => f.write_str(
-                "invalid heap name: a name is '/' followed by 1 to 255 bytes with no '/' \
-                 or NUL, and not \".\" or \"..\" (for example \"/my-heap\")",
+                "invalid name: a heap name is '/' followed by 1 to 255 bytes with no '/' \
+                 or NUL, and not \".\" or \"..\" (for example \"/my-heap\"); a key \
+                 published in a heap is 1 to 255 bytes",
             ),
             Error::InvalidHeap => f.write_str(
                 "invalid heap: the shared-memory segment is not a sharedctypes heap, or \

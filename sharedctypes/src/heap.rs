@@ -46,9 +46,10 @@ pub(crate) struct Header {
     pub cursor: AtomicU64,
     /// Named heaps: 0 while being created, [`READY`] once usable.
     pub state: AtomicU32,
-    /// Named heaps: a futex word serialising `publish`.
-    pub directory_lock: AtomicU32,
-    /// Named heaps: offset of the newest directory entry, 0 when empty.
+    /// Named heaps: the creating process's id (0 for anonymous heaps), so that stale
+    /// heaps can be told from live ones.
+    pub creator_pid: u32,
+    /// Offset of the newest directory entry, 0 when empty (see `named`).
     pub directory: AtomicU64,
 }
 
@@ -68,6 +69,10 @@ pub(crate) const READY: u32 = 0x5245_4459;
 /// Most code never names a heap: every constructor without `_in` uses the
 /// [`default_heap`]. Use your own heap to bound memory or to keep objects apart.
 ///
+/// A *named* heap ([`Heap::create`], [`Heap::open`]) is shared by processes that are not
+/// forked from each other, which find its objects through its directory
+/// ([`Heap::publish`], [`Heap::lookup`]); see [`named`](crate::named).
+///
 /// ```
 /// use sharedctypes::{Heap, RawValue};
 ///
@@ -84,8 +89,9 @@ pub struct Heap {
 }
 
 pub(crate) struct HeapInner {
-    /// The mapping; unmapped when the last handle in this process is dropped.
-    map: MmapRaw,
+    /// The mapping, held for its `Drop`: unmapped when the last handle in this process
+    /// is dropped. Accessed only through `base`.
+    _map: MmapRaw,
     base: NonNull<u8>,
     len: usize,
     id: FileId,
@@ -117,6 +123,7 @@ impl Heap {
     pub(crate) fn init_fresh(file: &File, total: usize, named: Option<NamedState>) -> Result<Heap> {
         let map = os::map_shared(file, total)?;
         let id = os::file_id(file)?;
+        let creator_pid = named.as_ref().map_or(0, NamedState::creator_pid);
         let heap = Heap::from_map(map, id, named);
         let header = Header {
             magic: MAGIC,
@@ -126,7 +133,7 @@ impl Heap {
             cursor: AtomicU64::new(HEADER_SIZE as u64),
             // Named heaps become visible to `open` only when this turns READY, below.
             state: AtomicU32::new(0),
-            directory_lock: AtomicU32::new(0),
+            creator_pid,
             directory: AtomicU64::new(0),
         };
         // SAFETY: the mapping is at least HEADER_SIZE bytes and page-aligned, so valid and
@@ -142,7 +149,7 @@ impl Heap {
         let base = NonNull::new(map.as_mut_ptr()).expect("mmap never returns null");
         Heap {
             inner: Arc::new(HeapInner {
-                map,
+                _map: map,
                 base,
                 len,
                 id,
@@ -179,7 +186,7 @@ impl Heap {
 
     /// The cursor, clamped into the mapping (a corrupted header cannot make us read
     /// or allocate out of bounds).
-    fn cursor(&self) -> usize {
+    pub(crate) fn cursor(&self) -> usize {
         let c = self.header().cursor.load(Ordering::Relaxed);
         usize::try_from(c)
             .unwrap_or(usize::MAX)
@@ -270,16 +277,6 @@ impl Heap {
     pub(crate) fn same_heap(&self, other: &Heap) -> bool {
         self.inner.id == other.inner.id
     }
-
-    pub(crate) fn id(&self) -> FileId {
-        self.inner.id
-    }
-}
-
-impl HeapInner {
-    pub(crate) fn map(&self) -> &MmapRaw {
-        &self.map
-    }
 }
 
 impl PartialEq for Heap {
@@ -360,7 +357,12 @@ pub(crate) fn try_default_heap() -> Result<&'static Heap> {
     DEFAULT_HEAP
         .get_or_init(create_default_heap)
         .as_ref()
-        .map_err(|msg| Error::os("creating the default heap", std::io::Error::other(msg.clone())))
+        .map_err(|msg| {
+            Error::os(
+                "creating the default heap",
+                std::io::Error::other(msg.clone()),
+            )
+        })
 }
 
 fn create_default_heap() -> std::result::Result<Heap, String> {

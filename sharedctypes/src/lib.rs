@@ -53,6 +53,8 @@
 //!
 //! The pieces:
 //! - [`Heap`] and [`default_heap`]: where objects live (offsets only, never pointers);
+//! - [named heaps](named): [`Heap::create`], [`Heap::open`], [`Heap::publish`],
+//!   [`Heap::lookup`] for processes that are not forked from each other;
 //! - [`SharedType`], [`Shared<T>`], [`SharedStruct`]: what may live there and how it is
 //!   read and written (see the memory-model argument in [`shared`](mod@shared));
 //! - [`RawValue`], [`RawArray`], [`copy`]: unsynchronised objects;
@@ -64,8 +66,6 @@
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
-// The named-heap plumbing (offsets, shm calls) is used once named heaps land.
-#![allow(dead_code)]
 
 // Lets the derive's `::sharedctypes::…` paths resolve inside this crate's own tests.
 #[allow(unused_extern_crates)]
@@ -75,7 +75,7 @@ mod error;
 mod heap;
 pub mod layout;
 mod liveness;
-mod named;
+pub mod named;
 mod os;
 mod process;
 mod raw;
@@ -88,6 +88,7 @@ mod typecode;
 pub use error::{Error, Result};
 pub use heap::{default_heap, Heap, DEFAULT_HEAP_SIZE, HEAP_SIZE_ENV};
 pub use layout::{FieldLayout, LayoutKind, Primitive, TypeLayout};
+pub use named::{Publish, MAX_KEY_LEN};
 pub use process::{Process, PANIC_EXIT_CODE};
 pub use raw::{copy, copy_in, CopyShared, RawArray, RawValue};
 pub use shared::{Shared, SharedStruct, SharedType};

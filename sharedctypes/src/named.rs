@@ -1,14 +1,1385 @@
-//! Named heaps: POSIX shared-memory objects that unrelated processes open by name.
+//! Named heaps: POSIX shared-memory objects that unrelated processes open by name, and
+//! the directory through which they find each other's objects.
+//!
+//! ```
+//! use sharedctypes::{Heap, SharedStruct, Value};
+//!
+//! #[derive(Clone, Copy, SharedStruct)]
+//! #[repr(C)]
+//! struct Point { x: f64, y: f64 }
+//!
+//! let name = format!("/doc-named-{}", std::process::id());
+//! // One program creates the heap and publishes an object under a key …
+//! let heap = Heap::create(&name, 1 << 20)?;
+//! let p = Value::new_in(&heap, Point { x: 1.0, y: 2.0 })?;
+//! heap.publish("point", &p)?;
+//!
+//! // … another (here: the same one) opens it by name and looks the object up.
+//! let other = Heap::open(&name)?;
+//! let q: Value<Point> = other.lookup("point")?;
+//! q.lock()?.x.set(5.0);
+//! assert_eq!(p.get().x, 5.0);
+//! # Ok::<(), sharedctypes::Error>(())
+//! ```
+//!
+//! # Lifecycle
+//!
+//! - [`Heap::create`] makes the name (`O_CREAT | O_EXCL`, mode `0600`) and reserves the
+//!   whole capacity in `/dev/shm` at once, so a full `/dev/shm` is
+//!   [`Error::OutOfMemory`] there and then, never a `SIGBUS` later. Unlike an anonymous
+//!   [`Heap::new`], a named heap's memory is therefore committed from the start.
+//! - **The creating process owns the name.** When it drops the last handle derived from
+//!   that `create` — the `Heap` and its clones, and every object or lock allocated in it
+//!   or looked up through it (each holds the heap) — the name is removed, provided it
+//!   still refers to the same segment (device and inode are compared, so a heap that
+//!   someone else re-created under the same name is left alone).
+//! - Processes that [`open`](Heap::open) the heap, and children forked from the creator,
+//!   never remove the name (the creator's pid is recorded and compared).
+//! - Removing the name does not disturb processes that have the heap open: the memory
+//!   stays until the last of them unmaps it; only new `open`s fail.
+//! - [`persist`](Heap::persist) keeps the name after the creator is gone, until
+//!   [`Heap::unlink`] or a reboot.
+//!
+//! # After a crash
+//!
+//! A creator that never runs its destructors — killed, aborted, leaving through
+//! `std::process::exit`, or a [`Process`](crate::Process) child (which leaves with
+//! `_exit`) that did not drop its handles first — leaves the name behind: a *stale* heap,
+//! holding its memory in `/dev/shm` until removed. A later `create` of that name is
+//! [`Error::AlreadyExists`]. [`Heap::creator_pid`] tells whose it was; the `heaps`
+//! example (`cargo run --example heaps`, `-- --remove` to clean up) lists the
+//! sharedctypes heaps in `/dev/shm` and removes stale ones. A creator that dies in the
+//! middle of `create` may leave an empty segment, which `open` reports as
+//! [`Error::NotFound`] (still being created) and `Heap::unlink` removes.
+//!
+//! # What is checked, and what cannot be
+//!
+//! A segment's contents come from other processes. [`Heap::open`] checks the header (magic,
+//! format version, header size, the file's real size against the recorded one, the
+//! allocation cursor) *before* mapping, and then every directory entry (bounds,
+//! alignment, kind, stored layout); [`lookup`](Heap::lookup) checks the entry it uses
+//! again. A foreign, truncated or corrupted segment is an [`Error::InvalidHeap`], never a
+//! crash or an out-of-bounds access. The *values* in objects need no check: every bit
+//! pattern of a [`SharedType`] is valid.
+//!
+//! One thing cannot be checked: a process of the same user (the segment is mode `0600`)
+//! may shrink the segment *after* it was opened, with `ftruncate` on
+//! `/dev/shm/<name>`. Touching memory past the new end then raises `SIGBUS`, which kills
+//! the process; the kernel gives no way to prevent this short of a signal handler. Do not
+//! truncate heaps that are in use.
+//!
+//! # The directory
+//!
+//! [`publish`](Heap::publish) records a handle under a key; [`lookup`](Heap::lookup)
+//! gives it back, in any process, as a working handle. Each entry is allocated from the
+//! heap itself and refers to everything by offset, never by address:
+//!
+//! ```text
+//! EntryHeader (48 bytes, 8-aligned), then the key's bytes, then the encoded layout
+//!   tag: u32         "SCDE"
+//!   kind: u32        shape (1 value, 2 array, 3 bare lock) | lock (0 none, 1 Lock, 2 RLock) << 8
+//!   next: u64        offset of the next older entry, 0 at the end
+//!   object: u64      offset of the value or array (0 for a bare lock)
+//!   len: u64         elements (1 for a value, 0 for a bare lock)
+//!   lock: u64        offset of the lock (0 when there is none)
+//!   key_len: u32     1..=255
+//!   layout_len: u32  bytes of the element type's encoded `TypeLayout` (0 for a bare lock)
+//! ```
+//!
+//! The header's `directory` word holds the newest entry; entries form a list, newest
+//! first. `publish` writes its entry completely, then links it with a compare-and-swap
+//! (`Release`) on `directory`, re-scanning the entries that appeared meanwhile for its
+//! key: of two concurrent publishes of one key exactly one links its entry, and the other
+//! gets [`Error::AlreadyExists`] (its unlinked entry stays allocated, since a heap never
+//! frees). Nothing is locked, so a publisher that dies half-way leaves nothing behind but
+//! unreachable bytes. Readers load `directory` with `Acquire` and see complete entries.
+//! A walk refuses an entry out of bounds or misaligned, stops after as many entries as
+//! the allocated bytes could hold, and detects a cycle (Brent's algorithm), so even a
+//! maliciously linked directory ends in [`Error::InvalidHeap`].
 
 use std::ffi::CString;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
+
+use crate::error::{Error, Result};
+use crate::heap::{total_len, Header, Heap, HEADER_SIZE, MAGIC, READY, VERSION};
+use crate::layout::codec::{self, TooBig};
+use crate::layout::OwnedLayout;
+use crate::os::{self, FileId};
+use crate::raw::{RawArray, RawValue};
+use crate::shared::SharedType;
+use crate::sync::{Lock, LockState, RLock};
+use crate::synchronized::{synchronized_with, Array, Value};
+use crate::TypeLayout;
+
+use self::private::{Found, Kind, LockKind, Parts, Shape};
+
+/// Longest key [`Heap::publish`] accepts, in bytes.
+pub const MAX_KEY_LEN: usize = 255;
+
+// ---------------------------------------------------------------------------------------
+// Names and lifecycle
+// ---------------------------------------------------------------------------------------
 
 /// What a heap reached by name remembers about its name.
 pub(crate) struct NamedState {
     name: CString,
+    /// Set when this process created the segment: the name is its to remove.
+    creator: Option<Creator>,
+    persisted: AtomicBool,
+}
+
+struct Creator {
+    pid: u32,
+    id: FileId,
 }
 
 impl NamedState {
+    fn created(name: CString, id: FileId) -> NamedState {
+        NamedState {
+            name,
+            creator: Some(Creator {
+                pid: std::process::id(),
+                id,
+            }),
+            persisted: AtomicBool::new(false),
+        }
+    }
+
+    fn opened(name: CString) -> NamedState {
+        NamedState {
+            name,
+            creator: None,
+            persisted: AtomicBool::new(false),
+        }
+    }
+
     pub(crate) fn name(&self) -> &str {
         self.name.to_str().unwrap_or("<non-UTF-8 name>")
+    }
+
+    /// The creating process's id, 0 unless this process created the heap.
+    pub(crate) fn creator_pid(&self) -> u32 {
+        self.creator.as_ref().map_or(0, |c| c.pid)
+    }
+}
+
+impl Drop for NamedState {
+    /// Removes the name when the creating process lets go of its heap.
+    fn drop(&mut self) {
+        let Some(creator) = &self.creator else { return };
+        if self.persisted.load(Ordering::Relaxed) || creator.pid != std::process::id() {
+            return;
+        }
+        // Errors are ignored: a destructor cannot report them, and each one (the name
+        // already removed, or no longer ours to open) means there is nothing of ours left
+        // to remove. Between the identity check and the unlink another process could
+        // replace the name; only a process of the same user can, and it races itself.
+        if let Ok(file) = os::shm_open(&self.name, libc::O_RDONLY) {
+            if os::file_id(&file).ok() == Some(creator.id) {
+                let _ = os::shm_unlink(&self.name);
+            }
+        }
+    }
+}
+
+impl Heap {
+    /// Creates a named heap with room for `capacity` bytes of objects, which other
+    /// processes can [`open`](Heap::open) by `name`.
+    ///
+    /// The name is `/` followed by 1–255 bytes with no `/` or NUL, and not `.` or `..`
+    /// (anything else is [`Error::InvalidName`], before any system call). A taken name
+    /// is [`Error::AlreadyExists`]. The segment is mode `0600` (this user only), and its
+    /// whole size is reserved now: a full `/dev/shm` is [`Error::OutOfMemory`].
+    ///
+    /// The name is removed when this process drops the last handle derived from the
+    /// returned heap, unless [`persist`](Heap::persist) was called; see the
+    /// [lifecycle](crate::named#lifecycle).
+    ///
+    /// ```
+    /// use sharedctypes::{Error, Heap};
+    ///
+    /// let name = format!("/doc-create-{}", std::process::id());
+    /// let heap = Heap::create(&name, 1 << 16)?;
+    /// assert_eq!(heap.name(), Some(name.as_str()));
+    /// assert!(matches!(Heap::create(&name, 1 << 16), Err(Error::AlreadyExists)));
+    /// assert!(matches!(Heap::create("no-slash", 1 << 16), Err(Error::InvalidName)));
+    /// drop(heap);
+    /// assert!(matches!(Heap::open(&name), Err(Error::NotFound))); // removed on drop
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
+    pub fn create(name: &str, capacity: usize) -> Result<Heap> {
+        let cname = os::shm_name(name)?;
+        let total = total_len(capacity)?;
+        let flags = libc::O_RDWR | libc::O_CREAT | libc::O_EXCL;
+        let file = os::shm_open(&cname, flags).map_err(|e| match e.raw_os_error() {
+            Some(libc::EEXIST) => Error::AlreadyExists,
+            Some(libc::ENAMETOOLONG | libc::EINVAL) => Error::InvalidName,
+            _ => Error::os("shm_open of a new named heap", e),
+        })?;
+        let id = match os::file_id(&file) {
+            Ok(id) => id,
+            Err(e) => {
+                let _ = os::shm_unlink(&cname);
+                return Err(e);
+            }
+        };
+        // From here on, dropping `named` (on any error below) removes the half-made name.
+        let named = NamedState::created(cname, id);
+        os::fallocate(&file, total as u64)?;
+        Heap::init_fresh(&file, total, Some(named))
+    }
+
+    /// Opens the named heap `name`, created by this or another process, mapped wherever
+    /// the system chooses (objects are found by offset, so the address does not matter).
+    ///
+    /// A missing name — or a heap still being created — is [`Error::NotFound`]; a
+    /// segment that is not a valid sharedctypes heap (foreign, truncated, corrupted) is
+    /// [`Error::InvalidHeap`]: everything is checked before it is trusted (see
+    /// [what is checked](crate::named#what-is-checked-and-what-cannot-be)). Opening never
+    /// makes this process responsible for removing the name.
+    ///
+    /// ```
+    /// use sharedctypes::{Error, Heap};
+    ///
+    /// let name = format!("/doc-open-{}", std::process::id());
+    /// let created = Heap::create(&name, 4096)?;
+    /// let opened = Heap::open(&name)?;
+    /// assert_eq!(opened, created); // the same shared memory
+    /// assert!(matches!(Heap::open("/doc-no-such-heap"), Err(Error::NotFound)));
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
+    pub fn open(name: &str) -> Result<Heap> {
+        let cname = os::shm_name(name)?;
+        let file = os::shm_open(&cname, libc::O_RDWR).map_err(|e| match e.raw_os_error() {
+            Some(libc::ENOENT) => Error::NotFound,
+            Some(libc::ENAMETOOLONG | libc::EINVAL) => Error::InvalidName,
+            _ => Error::os("shm_open of a named heap", e),
+        })?;
+        let total = check_header(&file)?;
+        let map = os::map_shared(&file, total)?;
+        let id = os::file_id(&file)?;
+        let heap = Heap::from_map(map, id, Some(NamedState::opened(cname)));
+        // The header may have changed since it was read; the mapping's length is ours,
+        // and the cursor is clamped into it on every use, so that cannot mislead us.
+        heap.check_directory()?;
+        Ok(heap)
+    }
+
+    /// Keeps the name after this process lets go of the heap, until [`Heap::unlink`]
+    /// (or a reboot). Does nothing for a heap this process did not create.
+    ///
+    /// ```
+    /// use sharedctypes::Heap;
+    ///
+    /// let name = format!("/doc-persist-{}", std::process::id());
+    /// let heap = Heap::create(&name, 4096)?;
+    /// heap.persist();
+    /// drop(heap);
+    /// assert!(Heap::open(&name).is_ok()); // still there
+    /// Heap::unlink(&name)?;
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
+    pub fn persist(&self) {
+        if let Some(named) = &self.inner().named {
+            named.persisted.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Removes the name `name` (`shm_unlink`): new `open`s fail, processes that have it
+    /// open keep using it. [`Error::NotFound`] if there is no such name.
+    ///
+    /// ```
+    /// use sharedctypes::{Error, Heap};
+    ///
+    /// let name = format!("/doc-unlink-{}", std::process::id());
+    /// let heap = Heap::create(&name, 4096)?;
+    /// Heap::unlink(&name)?;
+    /// assert!(matches!(Heap::open(&name), Err(Error::NotFound)));
+    /// assert!(matches!(Heap::unlink(&name), Err(Error::NotFound)));
+    /// assert!(heap.capacity() >= 4096); // still usable here
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
+    pub fn unlink(name: &str) -> Result<()> {
+        let cname = os::shm_name(name)?;
+        os::shm_unlink(&cname).map_err(|e| match e.raw_os_error() {
+            Some(libc::ENOENT) => Error::NotFound,
+            Some(libc::ENAMETOOLONG | libc::EINVAL) => Error::InvalidName,
+            _ => Error::os("shm_unlink of a named heap", e),
+        })
+    }
+
+    /// The name this heap was created or opened with; `None` for an anonymous heap.
+    ///
+    /// ```
+    /// assert_eq!(sharedctypes::Heap::new(4096)?.name(), None);
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
+    pub fn name(&self) -> Option<&str> {
+        self.inner().named.as_ref().map(NamedState::name)
+    }
+
+    /// The id of the process that created this named heap, as recorded in the heap;
+    /// `None` for an anonymous heap. Tells a stale heap (its creator gone) from a live one.
+    ///
+    /// ```
+    /// let name = format!("/doc-creator-{}", std::process::id());
+    /// let heap = sharedctypes::Heap::create(&name, 4096)?;
+    /// assert_eq!(heap.creator_pid(), Some(std::process::id()));
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
+    pub fn creator_pid(&self) -> Option<u32> {
+        match self.header().creator_pid {
+            0 => None,
+            pid => Some(pid),
+        }
+    }
+}
+
+/// Reads and checks a segment's header without mapping it; returns the length to map.
+fn check_header(file: &File) -> Result<usize> {
+    let size = file
+        .metadata()
+        .map_err(|e| Error::os("fstat of a named heap", e))?
+        .len();
+    if size == 0 {
+        // A creator between `shm_open` and `posix_fallocate`.
+        return Err(Error::NotFound);
+    }
+    if size < HEADER_SIZE as u64 {
+        return Err(Error::InvalidHeap);
+    }
+    let mut h = [0u8; HEADER_SIZE];
+    match file.read_exact_at(&mut h, 0) {
+        Ok(()) => {}
+        // Shrunk since the fstat.
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Err(Error::InvalidHeap),
+        Err(e) => return Err(Error::os("reading a named heap's header", e)),
+    }
+    let magic = &h[..MAGIC.len()];
+    let state = read_u32(&h, std::mem::offset_of!(Header, state));
+    if state != READY {
+        // A header being written: each magic byte is either still zero or already ours.
+        let being_written = state == 0 && magic.iter().zip(MAGIC).all(|(&b, m)| b == 0 || b == m);
+        return Err(if being_written {
+            Error::NotFound
+        } else {
+            Error::InvalidHeap
+        });
+    }
+    let version = read_u32(&h, std::mem::offset_of!(Header, version));
+    let header_size = read_u32(&h, std::mem::offset_of!(Header, header_size));
+    let total = read_u64(&h, std::mem::offset_of!(Header, total_len));
+    let cursor = read_u64(&h, std::mem::offset_of!(Header, cursor));
+    let valid = magic == MAGIC
+        && version == VERSION
+        && header_size as usize == HEADER_SIZE
+        && total == size
+        && (HEADER_SIZE as u64..=total).contains(&cursor);
+    if !valid {
+        return Err(Error::InvalidHeap);
+    }
+    usize::try_from(total).map_err(|_| Error::InvalidHeap)
+}
+
+fn read_u32(h: &[u8; HEADER_SIZE], at: usize) -> u32 {
+    let mut b = [0; 4];
+    b.copy_from_slice(&h[at..at + 4]);
+    u32::from_ne_bytes(b)
+}
+
+fn read_u64(h: &[u8; HEADER_SIZE], at: usize) -> u64 {
+    let mut b = [0; 8];
+    b.copy_from_slice(&h[at..at + 8]);
+    u64::from_ne_bytes(b)
+}
+
+// ---------------------------------------------------------------------------------------
+// The directory
+// ---------------------------------------------------------------------------------------
+
+/// `"SCDE"`: the first word of every directory entry.
+const ENTRY_TAG: u32 = u32::from_le_bytes(*b"SCDE");
+
+/// A directory entry's fixed part, followed in the heap by the key and the layout.
+/// Only atomics: another process may read it while it is written, and garbage is a
+/// valid (if meaningless) value for each field.
+#[repr(C)]
+struct EntryHeader {
+    tag: AtomicU32,
+    kind: AtomicU32,
+    next: AtomicU64,
+    object: AtomicU64,
+    len: AtomicU64,
+    lock: AtomicU64,
+    key_len: AtomicU32,
+    layout_len: AtomicU32,
+}
+
+const ENTRY_SIZE: usize = std::mem::size_of::<EntryHeader>();
+const ENTRY_ALIGN: usize = std::mem::align_of::<EntryHeader>();
+
+/// A directory entry read out of the heap; its bounds are checked.
+struct Entry {
+    next: u64,
+    kind: u32,
+    object: u64,
+    len: u64,
+    lock: u64,
+    key_at: usize,
+    key_len: usize,
+    layout_at: usize,
+    layout_len: usize,
+}
+
+impl Heap {
+    /// Publishes `handle` under `key` in this heap's directory, for
+    /// [`lookup`](Heap::lookup) by any process that opens the heap.
+    ///
+    /// `handle` is a [`RawValue`], [`RawArray`], [`Value`], [`Array`], [`Lock`] or
+    /// [`RLock`] whose memory (and lock) lives in this heap, else [`Error::WrongHeap`].
+    /// A key is 1 to [`MAX_KEY_LEN`] bytes ([`Error::InvalidName`] otherwise); a taken key
+    /// is [`Error::AlreadyExists`] — of concurrent publishes of one key, in any
+    /// processes, exactly one succeeds. The element type's [layout](SharedType::LAYOUT)
+    /// and the handle's kind are stored for `lookup` to compare. Works on anonymous heaps
+    /// too (for forked children).
+    ///
+    /// ```
+    /// use sharedctypes::{Error, Heap, Lock, RawArray};
+    ///
+    /// let heap = Heap::create(&format!("/doc-publish-{}", std::process::id()), 1 << 16)?;
+    /// let samples = RawArray::from_slice_in(&heap, &[1.0f64, 2.0])?;
+    /// heap.publish("samples", &samples)?;
+    /// assert!(matches!(heap.publish("samples", &samples), Err(Error::AlreadyExists)));
+    /// let elsewhere = Lock::new_in(&Heap::new(4096)?)?;
+    /// assert!(matches!(heap.publish("lock", &elsewhere), Err(Error::WrongHeap)));
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
+    pub fn publish<H: Publish>(&self, key: &str, handle: &H) -> Result<()> {
+        let key = check_key(key)?;
+        let parts = handle.__parts();
+        let ours = |part: Option<(&Heap, usize)>| part.map_or(true, |(h, _)| h.same_heap(self));
+        if !ours(parts.object) || !ours(parts.lock) {
+            return Err(Error::WrongHeap);
+        }
+        let layout = match H::__layout() {
+            Some(l) => codec::encode(&OwnedLayout::from(l)).map_err(|e| too_big(l, e))?,
+            None => Vec::new(),
+        };
+        let directory = &self.header().directory;
+        let mut seen = directory.load(Ordering::Acquire);
+        if self.find(seen, key)?.is_some() {
+            return Err(Error::AlreadyExists);
+        }
+        let size = ENTRY_SIZE + key.len() + layout.len();
+        let at = self.alloc(size, ENTRY_ALIGN)?;
+        let header = self.entry_header(at);
+        header.tag.store(ENTRY_TAG, Ordering::Relaxed);
+        header.kind.store(H::__KIND.to_bits(), Ordering::Relaxed);
+        header
+            .object
+            .store(parts.object.map_or(0, |(_, o)| o as u64), Ordering::Relaxed);
+        header.len.store(parts.len as u64, Ordering::Relaxed);
+        header
+            .lock
+            .store(parts.lock.map_or(0, |(_, o)| o as u64), Ordering::Relaxed);
+        header.key_len.store(key.len() as u32, Ordering::Relaxed);
+        header
+            .layout_len
+            .store(layout.len() as u32, Ordering::Relaxed);
+        self.store_bytes(at + ENTRY_SIZE, key);
+        self.store_bytes(at + ENTRY_SIZE + key.len(), &layout);
+        loop {
+            header.next.store(seen, Ordering::Relaxed);
+            // Release: whoever sees the new head sees the whole entry.
+            match directory.compare_exchange(seen, at as u64, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return Ok(()),
+                Err(head) => {
+                    // Others linked entries meanwhile: one of them may hold our key.
+                    if self.find(head, key)?.is_some() {
+                        return Err(Error::AlreadyExists);
+                    }
+                    seen = head;
+                }
+            }
+        }
+    }
+
+    /// The object published under `key`, as a working handle of type `H` in this
+    /// process.
+    ///
+    /// [`Error::NotFound`] if no such key; [`Error::LayoutMismatch`] if the stored
+    /// element type's [layout](SharedType::LAYOUT) or the handle kind (value or array,
+    /// lock or none, which lock) differs from `H`'s — the message says what differs,
+    /// field by field; [`Error::InvalidHeap`] if the entry is corrupt.
+    ///
+    /// ```
+    /// use sharedctypes::{Error, Heap, RawValue, Value};
+    ///
+    /// let name = format!("/doc-lookup-{}", std::process::id());
+    /// let heap = Heap::create(&name, 1 << 16)?;
+    /// heap.publish("n", &Value::new_in(&heap, 7i32)?)?;
+    ///
+    /// let opened = Heap::open(&name)?;
+    /// let n: Value<i32> = opened.lookup("n")?;
+    /// assert_eq!(n.update(|x| x * 6), 42);
+    /// assert!(matches!(opened.lookup::<Value<i32>>("m"), Err(Error::NotFound)));
+    ///
+    /// let Err(Error::LayoutMismatch(why)) = opened.lookup::<RawValue<i64>>("n") else {
+    ///     panic!("a Value<i32> is not a RawValue<i64>")
+    /// };
+    /// assert_eq!(
+    ///     why,
+    ///     "key \"n\": a Value<i32> with an RLock in the heap, a RawValue<i64> here; \
+    ///      i32 in the heap, i64 here"
+    /// );
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
+    pub fn lookup<H: Publish>(&self, key: &str) -> Result<H> {
+        let key_bytes = check_key(key)?;
+        let head = self.header().directory.load(Ordering::Acquire);
+        let entry = self.find(head, key_bytes)?.ok_or(Error::NotFound)?;
+        let stored_kind = Kind::from_bits(entry.kind).ok_or(Error::InvalidHeap)?;
+        let stored_layout = self.entry_layout(&entry, stored_kind)?;
+        let here_layout = H::__layout().map(OwnedLayout::from);
+
+        let diffs = match (&stored_layout, &here_layout) {
+            (Some(stored), Some(here)) if stored != here => {
+                let diffs = stored.differences(here);
+                if diffs.is_empty() {
+                    vec![format!("`{stored}` in the heap, `{here}` here")]
+                } else {
+                    diffs
+                }
+            }
+            _ => Vec::new(),
+        };
+        let stored_desc = stored_kind.describe(stored_layout.as_ref());
+        if stored_kind != H::__KIND {
+            let mut what = format!(
+                "key {key:?}: {stored_desc} in the heap, {} here",
+                H::__KIND.describe(here_layout.as_ref())
+            );
+            for d in diffs {
+                what.push_str("; ");
+                what.push_str(&d);
+            }
+            return Err(Error::LayoutMismatch(what));
+        }
+        if !diffs.is_empty() {
+            return Err(Error::LayoutMismatch(format!(
+                "key {key:?} ({stored_desc}): {}",
+                diffs.join("; ")
+            )));
+        }
+
+        // The kinds and layouts agree: check the memory against `H`'s own type.
+        let limit = self.cursor();
+        let found = Found {
+            object: to_usize(entry.object)?,
+            len: to_usize(entry.len)?,
+            lock: to_usize(entry.lock)?,
+        };
+        if let Some(l) = H::__layout() {
+            check_object(
+                found.object,
+                found.len,
+                l.size,
+                l.align,
+                H::__KIND.shape,
+                limit,
+            )?;
+        }
+        if H::__KIND.lock != LockKind::None {
+            check_lock(found.lock, limit)?;
+        }
+        // SAFETY: `check_object` proved `[object, object + len * size_of::<T>())` inside the
+        // allocated part of this heap and aligned for `T` (whose size and alignment are
+        // the checked layout's); `check_lock` did the same for the lock's `LockState`;
+        // the kind (and so which of them `H` uses) is `H::__KIND`, compared above.
+        Ok(unsafe { H::__rebuild(self, &found) })
+    }
+
+    /// The keys published in this heap, newest first.
+    ///
+    /// ```
+    /// let heap = sharedctypes::Heap::new(4096)?;
+    /// heap.publish("a", &sharedctypes::Lock::new_in(&heap)?)?;
+    /// heap.publish("b", &sharedctypes::RLock::new_in(&heap)?)?;
+    /// assert_eq!(heap.keys()?, ["b", "a"]);
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
+    pub fn keys(&self) -> Result<Vec<String>> {
+        let mut keys = Vec::new();
+        let head = self.header().directory.load(Ordering::Acquire);
+        self.walk(head, |e| {
+            let key = self.load_bytes(e.key_at, e.key_len);
+            keys.push(String::from_utf8_lossy(&key).into_owned());
+            Ok(None::<()>)
+        })?;
+        Ok(keys)
+    }
+
+    /// Checks every directory entry in full (for `open`).
+    fn check_directory(&self) -> Result<()> {
+        let head = self.header().directory.load(Ordering::Acquire);
+        let limit = self.cursor();
+        self.walk(head, |e| {
+            let kind = Kind::from_bits(e.kind).ok_or(Error::InvalidHeap)?;
+            let layout = self.entry_layout(e, kind)?;
+            if let Some(l) = layout {
+                let object = to_usize(e.object)?;
+                check_object(object, to_usize(e.len)?, l.size, l.align, kind.shape, limit)?;
+            }
+            if kind.lock != LockKind::None {
+                check_lock(to_usize(e.lock)?, limit)?;
+            }
+            Ok(None::<()>)
+        })?;
+        Ok(())
+    }
+
+    /// The entry whose key is `key`, walking from `head`.
+    fn find(&self, head: u64, key: &[u8]) -> Result<Option<Entry>> {
+        self.walk(head, |e| {
+            Ok((e.key_len == key.len() && self.bytes_equal(e.key_at, key)).then_some(()))
+        })
+    }
+
+    /// Visits the entries from `head` to the end until `visit` returns `Some`, and
+    /// returns that entry. Every entry's bounds are checked before it is visited.
+    fn walk<R>(
+        &self,
+        head: u64,
+        mut visit: impl FnMut(&Entry) -> Result<Option<R>>,
+    ) -> Result<Option<Entry>> {
+        // After loading `head` (Acquire), the cursor covers every entry reachable from it.
+        let limit = self.cursor();
+        // Entries are disjoint allocations of more than ENTRY_SIZE bytes.
+        let most = (limit - HEADER_SIZE) / ENTRY_SIZE;
+        let (mut steps, mut saved, mut power, mut lambda) = (0usize, 0u64, 1usize, 0usize);
+        let mut at = head;
+        while at != 0 {
+            if steps >= most || at == saved {
+                return Err(Error::InvalidHeap);
+            }
+            let entry = self.read_entry(at, limit)?;
+            if visit(&entry)?.is_some() {
+                return Ok(Some(entry));
+            }
+            // Brent's cycle detection: remember the entry at every power of two steps;
+            // a cycle brings the walk back to it within one more power of two.
+            steps += 1;
+            lambda += 1;
+            if lambda == power {
+                saved = at;
+                power = power.saturating_mul(2);
+                lambda = 0;
+            }
+            at = entry.next;
+        }
+        Ok(None)
+    }
+
+    /// The entry's fixed part at `at` (an offset this process just allocated, or
+    /// checked by `read_entry`).
+    fn entry_header(&self, at: usize) -> &EntryHeader {
+        debug_assert!(at % ENTRY_ALIGN == 0 && at + ENTRY_SIZE <= self.mapped_len());
+        // SAFETY: `at` is in bounds for an `EntryHeader` and aligned for it (the mapping
+        // is page-aligned); the header holds only atomics, valid for every bit pattern,
+        // so a shared reference to memory other processes write is sound; the mapping
+        // lives as long as `self`.
+        unsafe { self.ptr_at::<EntryHeader>(at).as_ref() }
+    }
+
+    /// Reads and bounds-checks the entry at offset `at`; nothing is read beyond `limit`.
+    fn read_entry(&self, at: u64, limit: usize) -> Result<Entry> {
+        let at = to_usize(at)?;
+        let fits =
+            |start: usize, len: usize| start.checked_add(len).is_some_and(|end| end <= limit);
+        if at < HEADER_SIZE || at % ENTRY_ALIGN != 0 || !fits(at, ENTRY_SIZE) {
+            return Err(Error::InvalidHeap);
+        }
+        let h = self.entry_header(at);
+        let key_len = h.key_len.load(Ordering::Relaxed) as usize;
+        let layout_len = h.layout_len.load(Ordering::Relaxed) as usize;
+        let key_at = at + ENTRY_SIZE;
+        let layout_at = key_at + key_len;
+        if h.tag.load(Ordering::Relaxed) != ENTRY_TAG
+            || !(1..=MAX_KEY_LEN).contains(&key_len)
+            || layout_len > codec::MAX_ENCODED_LEN
+            || !fits(layout_at, layout_len)
+        {
+            return Err(Error::InvalidHeap);
+        }
+        Ok(Entry {
+            next: h.next.load(Ordering::Relaxed),
+            kind: h.kind.load(Ordering::Relaxed),
+            object: h.object.load(Ordering::Relaxed),
+            len: h.len.load(Ordering::Relaxed),
+            lock: h.lock.load(Ordering::Relaxed),
+            key_at,
+            key_len,
+            layout_at,
+            layout_len,
+        })
+    }
+
+    /// The stored element layout (`None` for a bare lock, which stores none).
+    fn entry_layout(&self, e: &Entry, kind: Kind) -> Result<Option<OwnedLayout>> {
+        if kind.shape == Shape::Lock {
+            return if e.layout_len == 0 && e.object == 0 {
+                Ok(None)
+            } else {
+                Err(Error::InvalidHeap)
+            };
+        }
+        let bytes = self.load_bytes(e.layout_at, e.layout_len);
+        codec::decode(&bytes).map(Some).ok_or(Error::InvalidHeap)
+    }
+
+    fn bytes(&self, at: usize, len: usize) -> &[AtomicU8] {
+        debug_assert!(at
+            .checked_add(len)
+            .is_some_and(|end| end <= self.mapped_len()));
+        // SAFETY: callers pass a range inside the mapping (checked by `read_entry`, or
+        // just allocated); `AtomicU8` has alignment 1 and is valid for every bit pattern;
+        // the mapping lives as long as `self`.
+        unsafe { std::slice::from_raw_parts(self.ptr_at::<AtomicU8>(at).as_ptr(), len) }
+    }
+
+    fn load_bytes(&self, at: usize, len: usize) -> Vec<u8> {
+        self.bytes(at, len)
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect()
+    }
+
+    fn bytes_equal(&self, at: usize, other: &[u8]) -> bool {
+        self.bytes(at, other.len())
+            .iter()
+            .zip(other)
+            .all(|(b, &o)| b.load(Ordering::Relaxed) == o)
+    }
+
+    fn store_bytes(&self, at: usize, src: &[u8]) {
+        for (b, &s) in self.bytes(at, src.len()).iter().zip(src) {
+            b.store(s, Ordering::Relaxed);
+        }
+    }
+}
+
+fn check_key(key: &str) -> Result<&[u8]> {
+    if (1..=MAX_KEY_LEN).contains(&key.len()) {
+        Ok(key.as_bytes())
+    } else {
+        Err(Error::InvalidName)
+    }
+}
+
+fn to_usize(n: u64) -> Result<usize> {
+    usize::try_from(n).map_err(|_| Error::InvalidHeap)
+}
+
+/// `len` elements of `size` bytes at `object` lie in `[HEADER_SIZE, limit)`, aligned.
+fn check_object(
+    object: usize,
+    len: usize,
+    size: usize,
+    align: usize,
+    shape: Shape,
+    limit: usize,
+) -> Result<()> {
+    let end = len.checked_mul(size).and_then(|n| object.checked_add(n));
+    let valid = (shape != Shape::Value || len == 1)
+        && align.is_power_of_two()
+        && align <= os::page_size()
+        && object >= HEADER_SIZE
+        && object % align == 0
+        && end.is_some_and(|end| end <= limit);
+    valid.then_some(()).ok_or(Error::InvalidHeap)
+}
+
+/// A lock's state at `lock` lies in `[HEADER_SIZE, limit)`, aligned.
+fn check_lock(lock: usize, limit: usize) -> Result<()> {
+    let valid = lock >= HEADER_SIZE
+        && lock % std::mem::align_of::<LockState>() == 0
+        && lock
+            .checked_add(std::mem::size_of::<LockState>())
+            .is_some_and(|end| end <= limit);
+    valid.then_some(()).ok_or(Error::InvalidHeap)
+}
+
+fn too_big(l: &TypeLayout, why: TooBig) -> Error {
+    let what = match why {
+        TooBig::Depth => format!(
+            "`{}` nests arrays and structs more than {} levels deep",
+            l.short_name(),
+            codec::MAX_DEPTH
+        ),
+        TooBig::Size => format!(
+            "the description of `{}` exceeds the {} bytes a directory entry stores",
+            l.short_name(),
+            codec::MAX_ENCODED_LEN
+        ),
+    };
+    Error::LayoutMismatch(format!("{what}, so it cannot be published"))
+}
+
+// ---------------------------------------------------------------------------------------
+// Publishable handles
+// ---------------------------------------------------------------------------------------
+
+/// Plumbing of [`Publish`], unnameable outside the crate.
+mod private {
+    use super::*;
+
+    /// What a handle refers to.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Shape {
+        Value = 1,
+        Array = 2,
+        Lock = 3,
+    }
+
+    /// Which lock a handle carries.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum LockKind {
+        None = 0,
+        Lock = 1,
+        RLock = 2,
+    }
+
+    /// A handle's kind, as stored in a directory entry.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Kind {
+        pub shape: Shape,
+        pub lock: LockKind,
+    }
+
+    impl Kind {
+        pub(crate) const fn new(shape: Shape, lock: LockKind) -> Kind {
+            Kind { shape, lock }
+        }
+
+        pub(crate) fn to_bits(self) -> u32 {
+            self.shape as u32 | (self.lock as u32) << 8
+        }
+
+        pub(crate) fn from_bits(bits: u32) -> Option<Kind> {
+            let shape = match bits & 0xff {
+                1 => Shape::Value,
+                2 => Shape::Array,
+                3 => Shape::Lock,
+                _ => return None,
+            };
+            let lock = match bits >> 8 {
+                0 => LockKind::None,
+                1 => LockKind::Lock,
+                2 => LockKind::RLock,
+                _ => return None,
+            };
+            (shape != Shape::Lock || lock != LockKind::None).then_some(Kind { shape, lock })
+        }
+
+        /// `a Value<Point> with an RLock`, `a RawArray<f64>`, `an RLock`.
+        pub(crate) fn describe(self, elem: Option<&OwnedLayout>) -> String {
+            let ty = elem.map_or_else(|| "?".to_owned(), OwnedLayout::short_name);
+            let lock = match self.lock {
+                LockKind::None => "",
+                LockKind::Lock => " with a Lock",
+                LockKind::RLock => " with an RLock",
+            };
+            match (self.shape, self.lock) {
+                (Shape::Lock, LockKind::RLock) => "an RLock".to_owned(),
+                (Shape::Lock, _) => "a Lock".to_owned(),
+                (Shape::Value, LockKind::None) => format!("a RawValue<{ty}>"),
+                (Shape::Array, LockKind::None) => format!("a RawArray<{ty}>"),
+                (Shape::Value, _) => format!("a Value<{ty}>{lock}"),
+                (Shape::Array, _) => format!("an Array<{ty}>{lock}"),
+            }
+        }
+    }
+
+    /// Where a handle's memory is: heap and offset of the object and of the lock.
+    pub struct Parts<'a> {
+        pub object: Option<(&'a Heap, usize)>,
+        pub len: usize,
+        pub lock: Option<(&'a Heap, usize)>,
+    }
+
+    /// Checked offsets read from a directory entry.
+    pub struct Found {
+        pub object: usize,
+        pub len: usize,
+        pub lock: usize,
+    }
+}
+
+/// A handle that [`Heap::publish`] records and [`Heap::lookup`] gives back:
+/// [`RawValue`], [`RawArray`], [`Value`], [`Array`], [`Lock`] and [`RLock`]. Sealed.
+///
+/// ```
+/// use sharedctypes::{Array, Heap, Lock, Publish};
+///
+/// fn share<H: Publish>(heap: &Heap, key: &str, h: &H) -> sharedctypes::Result<()> {
+///     heap.publish(key, h)
+/// }
+/// let heap = Heap::new(1 << 16)?;
+/// let lock = Lock::new_in(&heap)?;
+/// share(&heap, "lock", &lock)?;
+/// share(&heap, "a", &sharedctypes::synchronized_with(
+///     sharedctypes::RawArray::<u8>::zeroed_in(&heap, 4)?, lock.clone()))?;
+/// let a: Array<u8, Lock> = heap.lookup("a")?;
+/// assert!(a.get_lock() == &heap.lookup::<Lock>("lock")?);
+/// # Ok::<(), sharedctypes::Error>(())
+/// ```
+pub trait Publish: crate::sealed::Sealed + Sized {
+    #[doc(hidden)]
+    const __KIND: Kind;
+
+    /// The element type's layout; `None` for a bare lock.
+    #[doc(hidden)]
+    fn __layout() -> Option<&'static TypeLayout>;
+
+    #[doc(hidden)]
+    fn __parts(&self) -> Parts<'_>;
+
+    /// Rebuilds a handle of this kind from a directory entry.
+    ///
+    /// # Safety
+    ///
+    /// For each part this kind uses, the offsets in `found` must be in bounds of `heap`
+    /// and aligned: the object for `found.len` elements of the element type, the lock
+    /// for a `LockState`.
+    #[doc(hidden)]
+    unsafe fn __rebuild(heap: &Heap, found: &Found) -> Self;
+}
+
+impl<T: SharedType> Publish for RawValue<T> {
+    const __KIND: Kind = Kind::new(Shape::Value, LockKind::None);
+
+    fn __layout() -> Option<&'static TypeLayout> {
+        Some(&T::LAYOUT)
+    }
+
+    fn __parts(&self) -> Parts<'_> {
+        Parts {
+            object: Some((self.heap(), self.offset())),
+            len: 1,
+            lock: None,
+        }
+    }
+
+    unsafe fn __rebuild(heap: &Heap, found: &Found) -> Self {
+        // SAFETY: the caller guarantees the object's offset is in bounds and aligned for `T`.
+        unsafe { RawValue::from_offset(heap, found.object) }
+    }
+}
+
+impl<T: SharedType> Publish for RawArray<T> {
+    const __KIND: Kind = Kind::new(Shape::Array, LockKind::None);
+
+    fn __layout() -> Option<&'static TypeLayout> {
+        Some(&T::LAYOUT)
+    }
+
+    fn __parts(&self) -> Parts<'_> {
+        Parts {
+            object: Some((self.heap(), self.offset())),
+            len: self.len(),
+            lock: None,
+        }
+    }
+
+    unsafe fn __rebuild(heap: &Heap, found: &Found) -> Self {
+        // SAFETY: the caller guarantees `found.len` elements at the object's offset are in
+        // bounds and aligned for `T`.
+        unsafe { RawArray::from_offset(heap, found.object, found.len) }
+    }
+}
+
+/// `Value`, `Array` and bare-lock impls for one lock type.
+macro_rules! publish_with_lock {
+    ($lock:ident) => {
+        impl<T: SharedType> Publish for Value<T, $lock> {
+            const __KIND: Kind = Kind::new(Shape::Value, LockKind::$lock);
+
+            fn __layout() -> Option<&'static TypeLayout> {
+                Some(&T::LAYOUT)
+            }
+
+            fn __parts(&self) -> Parts<'_> {
+                let obj = self.get_obj();
+                let lock = self.get_lock();
+                Parts {
+                    object: Some((obj.heap(), obj.offset())),
+                    len: 1,
+                    lock: Some((lock.heap(), lock.offset())),
+                }
+            }
+
+            unsafe fn __rebuild(heap: &Heap, found: &Found) -> Self {
+                // SAFETY: the caller guarantees the object's offset is valid for a `T`.
+                let obj = unsafe { RawValue::from_offset(heap, found.object) };
+                // SAFETY: the caller guarantees the lock's offset is valid for a LockState.
+                let lock = unsafe { $lock::from_offset(heap, found.lock) };
+                synchronized_with(obj, lock)
+            }
+        }
+
+        impl<T: SharedType> Publish for Array<T, $lock> {
+            const __KIND: Kind = Kind::new(Shape::Array, LockKind::$lock);
+
+            fn __layout() -> Option<&'static TypeLayout> {
+                Some(&T::LAYOUT)
+            }
+
+            fn __parts(&self) -> Parts<'_> {
+                let obj = self.get_obj();
+                let lock = self.get_lock();
+                Parts {
+                    object: Some((obj.heap(), obj.offset())),
+                    len: obj.len(),
+                    lock: Some((lock.heap(), lock.offset())),
+                }
+            }
+
+            unsafe fn __rebuild(heap: &Heap, found: &Found) -> Self {
+                // SAFETY: the caller guarantees `found.len` elements of `T` at the offset.
+                let obj = unsafe { RawArray::from_offset(heap, found.object, found.len) };
+                // SAFETY: the caller guarantees the lock's offset is valid for a LockState.
+                let lock = unsafe { $lock::from_offset(heap, found.lock) };
+                synchronized_with(obj, lock)
+            }
+        }
+
+        impl Publish for $lock {
+            const __KIND: Kind = Kind::new(Shape::Lock, LockKind::$lock);
+
+            fn __layout() -> Option<&'static TypeLayout> {
+                None
+            }
+
+            fn __parts(&self) -> Parts<'_> {
+                Parts {
+                    object: None,
+                    len: 0,
+                    lock: Some((self.heap(), self.offset())),
+                }
+            }
+
+            unsafe fn __rebuild(heap: &Heap, found: &Found) -> Self {
+                // SAFETY: the caller guarantees the lock's offset is valid for a LockState.
+                unsafe { $lock::from_offset(heap, found.lock) }
+            }
+        }
+    };
+}
+
+publish_with_lock!(Lock);
+publish_with_lock!(RLock);
+
+#[cfg(test)]
+mod tests {
+    use std::fs::OpenOptions;
+    use std::mem::offset_of;
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+
+    fn unique() -> String {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        format!("/sct-unit-{}-{n}", std::process::id())
+    }
+
+    /// Where the interesting parts of a test heap are.
+    struct Spots {
+        total: u64,
+        /// The newest entry ("lock", a bare Lock), then the older one ("v", a Value<u64>).
+        newest: u64,
+        older: u64,
+    }
+
+    fn u64_at(f: &File, at: u64) -> u64 {
+        let mut b = [0; 8];
+        f.read_exact_at(&mut b, at).unwrap();
+        u64::from_ne_bytes(b)
+    }
+
+    fn put(f: &File, at: u64, bytes: &[u8]) {
+        f.write_all_at(bytes, at).unwrap();
+    }
+
+    fn field(entry: u64, offset: usize) -> u64 {
+        entry + offset as u64
+    }
+
+    /// Makes a heap with two entries, lets `edit` damage its file, and opens it.
+    fn open_damaged(edit: impl FnOnce(&File, &Spots)) -> Result<Heap> {
+        let name = unique();
+        {
+            let heap = Heap::create(&name, 1 << 16).unwrap();
+            heap.publish("v", &Value::new_in(&heap, 7u64).unwrap())
+                .unwrap();
+            heap.publish("lock", &Lock::new_in(&heap).unwrap()).unwrap();
+            heap.persist();
+        }
+        let path = format!("/dev/shm{name}");
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        let newest = u64_at(&file, offset_of!(Header, directory) as u64);
+        let older = u64_at(&file, field(newest, offset_of!(EntryHeader, next)));
+        let spots = Spots {
+            total: file.metadata().unwrap().len(),
+            newest,
+            older,
+        };
+        edit(&file, &spots);
+        let result = Heap::open(&name);
+        Heap::unlink(&name).unwrap();
+        result
+    }
+
+    fn invalid(edit: impl FnOnce(&File, &Spots)) -> bool {
+        matches!(open_damaged(edit), Err(Error::InvalidHeap))
+    }
+
+    #[test]
+    fn an_undamaged_heap_opens() {
+        let heap = open_damaged(|_, _| {}).unwrap();
+        assert_eq!(heap.keys().unwrap(), ["lock", "v"]);
+        assert_eq!(heap.lookup::<Value<u64>>("v").unwrap().get(), 7);
+    }
+
+    #[test]
+    fn a_damaged_header_is_invalid() {
+        let at = |o: usize| o as u64;
+        assert!(invalid(|f, _| put(f, 0, b"NOTAHEAP")));
+        assert!(invalid(|f, _| put(
+            f,
+            at(offset_of!(Header, version)),
+            &99u32.to_ne_bytes()
+        )));
+        assert!(invalid(|f, _| put(
+            f,
+            at(offset_of!(Header, header_size)),
+            &64u32.to_ne_bytes()
+        )));
+        assert!(invalid(|f, s| put(
+            f,
+            at(offset_of!(Header, total_len)),
+            &(s.total * 2).to_ne_bytes()
+        )));
+        assert!(invalid(|f, _| put(
+            f,
+            at(offset_of!(Header, cursor)),
+            &8u64.to_ne_bytes()
+        )));
+        assert!(invalid(|f, s| put(
+            f,
+            at(offset_of!(Header, cursor)),
+            &(s.total + 1).to_ne_bytes()
+        )));
+        assert!(invalid(|f, _| put(
+            f,
+            at(offset_of!(Header, state)),
+            &7u32.to_ne_bytes()
+        )));
+    }
+
+    #[test]
+    fn a_wrong_size_is_invalid() {
+        assert!(invalid(|f, s| f.set_len(s.total - 4096).unwrap()));
+        assert!(invalid(|f, s| f.set_len(s.total + 4096).unwrap()));
+        assert!(invalid(|f, _| f.set_len(64).unwrap()));
+        assert!(invalid(|f, _| f.set_len(HEADER_SIZE as u64 - 1).unwrap()));
+    }
+
+    #[test]
+    fn a_heap_being_created_is_not_found() {
+        let not_found =
+            |edit: fn(&File, &Spots)| matches!(open_damaged(edit), Err(Error::NotFound));
+        assert!(not_found(|f, _| f.set_len(0).unwrap()));
+        // Header not written yet, or half written.
+        assert!(not_found(|f, _| put(f, 0, &[0; HEADER_SIZE])));
+        assert!(not_found(|f, _| {
+            put(f, 0, &[0; HEADER_SIZE]);
+            put(f, 0, b"SHCT");
+        }));
+        assert!(not_found(|f, _| put(
+            f,
+            offset_of!(Header, state) as u64,
+            &0u32.to_ne_bytes()
+        )));
+    }
+
+    #[test]
+    fn a_damaged_directory_is_invalid() {
+        let head = offset_of!(Header, directory) as u64;
+        let next = offset_of!(EntryHeader, next);
+        // The head out of bounds, misaligned, inside the header.
+        assert!(invalid(|f, s| put(f, head, &(s.total - 8).to_ne_bytes())));
+        assert!(invalid(|f, s| put(f, head, &(s.newest + 4).to_ne_bytes())));
+        assert!(invalid(|f, _| put(f, head, &8u64.to_ne_bytes())));
+        assert!(invalid(|f, _| put(f, head, &u64::MAX.to_ne_bytes())));
+        // Cycles of one and two entries.
+        assert!(invalid(|f, s| put(
+            f,
+            field(s.newest, next),
+            &s.newest.to_ne_bytes()
+        )));
+        assert!(invalid(|f, s| put(
+            f,
+            field(s.older, next),
+            &s.newest.to_ne_bytes()
+        )));
+    }
+
+    #[test]
+    fn a_damaged_entry_is_invalid() {
+        let e = |o: usize| o;
+        let tag = e(offset_of!(EntryHeader, tag));
+        let kind = e(offset_of!(EntryHeader, kind));
+        let object = e(offset_of!(EntryHeader, object));
+        let len = e(offset_of!(EntryHeader, len));
+        let lock = e(offset_of!(EntryHeader, lock));
+        let key_len = e(offset_of!(EntryHeader, key_len));
+        let layout_len = e(offset_of!(EntryHeader, layout_len));
+        assert!(invalid(|f, s| put(f, field(s.older, tag), b"XXXX")));
+        for bad in [0u32, 0x0303, 4, 0x0300, 0x0400_0001] {
+            assert!(
+                invalid(|f, s| put(f, field(s.older, kind), &bad.to_ne_bytes())),
+                "{bad:#x}"
+            );
+        }
+        for bad in [0u32, 256, u32::MAX] {
+            assert!(invalid(|f, s| put(
+                f,
+                field(s.older, key_len),
+                &bad.to_ne_bytes()
+            )));
+        }
+        for bad in [7u32, 100_000, u32::MAX] {
+            assert!(invalid(|f, s| put(
+                f,
+                field(s.older, layout_len),
+                &bad.to_ne_bytes()
+            )));
+        }
+        // The layout's bytes: the tag of its root node.
+        assert!(invalid(|f, s| put(
+            f,
+            s.older + ENTRY_SIZE as u64 + 1,
+            &[9]
+        )));
+        // The value: out of bounds, misaligned, overlapping the header, a value of 2.
+        for bad in [1u64 << 40, 0x1001, 8, u64::MAX - 3] {
+            assert!(invalid(|f, s| put(
+                f,
+                field(s.older, object),
+                &bad.to_ne_bytes()
+            )));
+        }
+        assert!(invalid(|f, s| put(
+            f,
+            field(s.older, len),
+            &2u64.to_ne_bytes()
+        )));
+        // The locks, of the value and the bare one.
+        for bad in [0u64, 1 << 40, 0x1004, u64::MAX] {
+            assert!(invalid(|f, s| put(
+                f,
+                field(s.older, lock),
+                &bad.to_ne_bytes()
+            )));
+            assert!(invalid(|f, s| put(
+                f,
+                field(s.newest, lock),
+                &bad.to_ne_bytes()
+            )));
+        }
+        // A bare lock that claims an object.
+        assert!(invalid(|f, s| put(
+            f,
+            field(s.newest, object),
+            &256u64.to_ne_bytes()
+        )));
+    }
+
+    #[test]
+    fn damage_after_open_is_caught_by_lookup() {
+        let name = unique();
+        let heap = Heap::create(&name, 1 << 16).unwrap();
+        heap.publish("v", &RawArray::from_slice_in(&heap, &[1u32, 2]).unwrap())
+            .unwrap();
+        let opened = Heap::open(&name).unwrap();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(format!("/dev/shm{name}"))
+            .unwrap();
+        let entry = u64_at(&file, offset_of!(Header, directory) as u64);
+        put(
+            &file,
+            field(entry, offset_of!(EntryHeader, len)),
+            &(1u64 << 40).to_ne_bytes(),
+        );
+        assert!(matches!(
+            opened.lookup::<RawArray<u32>>("v"),
+            Err(Error::InvalidHeap)
+        ));
+        put(
+            &file,
+            field(entry, offset_of!(EntryHeader, len)),
+            &2u64.to_ne_bytes(),
+        );
+        assert_eq!(
+            opened.lookup::<RawArray<u32>>("v").unwrap().to_vec(),
+            [1, 2]
+        );
+        put(
+            &file,
+            field(entry, offset_of!(EntryHeader, next)),
+            &entry.to_ne_bytes(),
+        );
+        assert!(matches!(
+            opened.lookup::<RawArray<u32>>("w"),
+            Err(Error::InvalidHeap)
+        ));
+        assert!(matches!(heap.keys(), Err(Error::InvalidHeap)));
+    }
+
+    #[test]
+    fn kinds_round_trip() {
+        for shape in [Shape::Value, Shape::Array, Shape::Lock] {
+            for lock in [LockKind::None, LockKind::Lock, LockKind::RLock] {
+                let k = Kind::new(shape, lock);
+                let back = Kind::from_bits(k.to_bits());
+                if shape == Shape::Lock && lock == LockKind::None {
+                    assert_eq!(back, None);
+                } else {
+                    assert_eq!(back, Some(k));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_creator_pid_is_recorded() {
+        let name = unique();
+        let heap = Heap::create(&name, 4096).unwrap();
+        assert_eq!(
+            Heap::open(&name).unwrap().creator_pid(),
+            Some(std::process::id())
+        );
+        assert_eq!(Heap::new(4096).unwrap().creator_pid(), None);
+        drop(heap);
     }
 }
