@@ -1,0 +1,880 @@
+//! Named heaps: create/open/unlink, names, lifecycle, the directory, layout checks, and
+//! unrelated processes (this test binary re-executed, not forked) sharing objects and
+//! locks by name.
+
+mod common;
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{child_status, in_child, unique};
+use sharedctypes::{
+    synchronized_with, Array, Error, Heap, Lock, Process, RLock, RawArray, RawValue, SharedStruct,
+    Value,
+};
+
+#[derive(Clone, Copy, Debug, PartialEq, SharedStruct)]
+#[repr(C)]
+struct Point {
+    x: f64,
+    y: f64,
+}
+
+fn path(name: &str) -> String {
+    format!("/dev/shm{name}")
+}
+
+fn exists(name: &str) -> bool {
+    fs::metadata(path(name)).is_ok()
+}
+
+/// Removes the name if a failed test left it behind.
+struct Cleanup<'a>(&'a str);
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        let _ = Heap::unlink(self.0);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// A helper program: this test binary, executed again with HELPER_MODE set.
+// ---------------------------------------------------------------------------------------
+
+const HELPER_MODE: &str = "SHAREDCTYPES_TEST_HELPER_MODE";
+const HELPER_HEAP: &str = "SHAREDCTYPES_TEST_HELPER_HEAP";
+const ROUNDS: u64 = 2000;
+/// The helper's exit status on success: not 0, which a harness that ran no helper at
+/// all would also give.
+const HELPER_OK: i32 = 42;
+
+/// Not a test of its own: the entry point of the helper program. Does nothing unless
+/// started by `helper` below.
+#[test]
+fn named_helper_entry() {
+    let Ok(mode) = std::env::var(HELPER_MODE) else {
+        return;
+    };
+    let name = std::env::var(HELPER_HEAP).expect("the heap's name");
+    let heap = Heap::open(&name).expect("open by name");
+    let code = match mode.as_str() {
+        // Reads what the test wrote, writes back.
+        "read-write" => {
+            let p: Value<Point> = heap.lookup("point").unwrap();
+            let a: Array<f64> = heap.lookup("samples").unwrap();
+            let raw: RawValue<u64> = heap.lookup("raw").unwrap();
+            assert_eq!(p.get(), Point { x: 1.5, y: -2.0 });
+            assert_eq!(a.to_vec(), [1.0, 2.0, 3.0]);
+            assert_eq!(raw.get(), 7);
+            p.lock().unwrap().y.set(20.0);
+            a.set(2, 30.0).unwrap();
+            raw.set(99);
+            HELPER_OK
+        }
+        // Increments a counter by an unlocked read and write under the shared lock.
+        "count" => {
+            let lock: Lock = heap.lookup("lock").unwrap();
+            let counter: RawValue<u64> = heap.lookup("counter").unwrap();
+            locked_increments(&lock, &counter);
+            HELPER_OK
+        }
+        // Takes the lock, says so, and waits to be killed.
+        "hold" => {
+            let lock: Lock = heap.lookup("lock").unwrap();
+            let held: RawValue<u32> = heap.lookup("held").unwrap();
+            std::mem::forget(lock.acquire().unwrap());
+            held.set(1);
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+        // Takes an RLock whose holder (another process) was killed.
+        "recover" => {
+            let lock: RLock = heap.lookup("rlock").unwrap();
+            let code = match lock.acquire() {
+                Err(died) => {
+                    drop(died.into_inner());
+                    assert!(lock.acquire().is_ok(), "the lock works again");
+                    HELPER_OK
+                }
+                Ok(_) => 3,
+            };
+            code
+        }
+        other => panic!("unknown helper mode {other:?}"),
+    };
+    drop(heap);
+    std::process::exit(code);
+}
+
+/// Starts this test binary again, as a new program, in helper `mode` on heap `name`.
+fn helper(mode: &str, name: &str) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "named_helper_entry",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(HELPER_MODE, mode)
+        .env(HELPER_HEAP, name)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("exec the helper")
+}
+
+fn locked_increments(lock: &Lock, counter: &RawValue<u64>) {
+    for _ in 0..ROUNDS {
+        let _guard = lock.acquire().unwrap();
+        let v = counter.get();
+        std::thread::yield_now();
+        counter.set(v + 1);
+    }
+}
+
+#[test]
+fn another_program_reads_and_writes_by_name() {
+    let name = unique("sct-rw");
+    let _cleanup = Cleanup(&name);
+    let heap = Heap::create(&name, 1 << 16).unwrap();
+    let p = Value::new_in(&heap, Point { x: 1.5, y: -2.0 }).unwrap();
+    let a = Array::from_slice_in(&heap, &[1.0f64, 2.0, 3.0]).unwrap();
+    let raw = RawValue::new_in(&heap, 7u64).unwrap();
+    heap.publish("point", &p).unwrap();
+    heap.publish("samples", &a).unwrap();
+    heap.publish("raw", &raw).unwrap();
+
+    let status = helper("read-write", &name).wait().unwrap();
+    assert_eq!(status.code(), Some(HELPER_OK), "helper: {status:?}");
+    assert_eq!(p.get(), Point { x: 1.5, y: 20.0 });
+    assert_eq!(a.to_vec(), [1.0, 2.0, 30.0]);
+    assert_eq!(raw.get(), 99);
+}
+
+#[test]
+fn a_lock_excludes_across_programs() {
+    let name = unique("sct-excl");
+    let _cleanup = Cleanup(&name);
+    let heap = Heap::create(&name, 1 << 16).unwrap();
+    let lock = Lock::new_in(&heap).unwrap();
+    let counter = RawValue::new_in(&heap, 0u64).unwrap();
+    heap.publish("lock", &lock).unwrap();
+    heap.publish("counter", &counter).unwrap();
+
+    let mut child = helper("count", &name);
+    locked_increments(&lock, &counter);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(HELPER_OK), "helper: {status:?}");
+    assert_eq!(counter.get(), 2 * ROUNDS);
+}
+
+#[test]
+fn a_killed_holder_in_another_program_is_recovered_here() {
+    let name = unique("sct-kill");
+    let _cleanup = Cleanup(&name);
+    let heap = Heap::create(&name, 1 << 16).unwrap();
+    let lock = Lock::new_in(&heap).unwrap();
+    let held = RawValue::new_in(&heap, 0u32).unwrap();
+    heap.publish("lock", &lock).unwrap();
+    heap.publish("held", &held).unwrap();
+
+    let mut child = helper("hold", &name);
+    while held.get() == 0 {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the helper ended before taking the lock: {status:?}");
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(lock.try_acquire().is_none(), "the helper holds it");
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let guard = match lock.acquire() {
+        Err(died) => died.into_inner(),
+        Ok(_) => panic!("the holder's death was not reported"),
+    };
+    drop(guard);
+    assert!(lock.acquire().is_ok());
+}
+
+#[test]
+fn a_holder_killed_here_is_recovered_in_another_program() {
+    let name = unique("sct-recover");
+    let _cleanup = Cleanup(&name);
+    let heap = Heap::create(&name, 1 << 16).unwrap();
+    let rlock = RLock::new_in(&heap).unwrap();
+    let held = RawValue::new_in(&heap, 0u32).unwrap();
+    heap.publish("rlock", &rlock).unwrap();
+
+    let holder = {
+        let (rlock, held) = (rlock.clone(), held.clone());
+        Process::spawn(move || {
+            std::mem::forget(rlock.acquire().unwrap());
+            held.set(1);
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        })
+        .unwrap()
+    };
+    while held.get() == 0 {
+        std::thread::yield_now();
+    }
+    holder.kill().unwrap();
+    holder.join().unwrap();
+
+    let status = helper("recover", &name).wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(HELPER_OK),
+        "the helper did not see the owner's death"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Layout and kind mismatches
+// ---------------------------------------------------------------------------------------
+
+/// `Point` as one program has it …
+mod v1 {
+    #[derive(Clone, Copy, Debug, PartialEq, sharedctypes::SharedStruct)]
+    #[repr(C)]
+    pub struct Point {
+        pub x: f64,
+        pub y: f64,
+    }
+
+    #[derive(Clone, Copy, sharedctypes::SharedStruct)]
+    #[repr(C)]
+    pub struct Segment {
+        pub from: Point,
+        pub to: Point,
+    }
+}
+
+/// … and as programs built from other sources have it.
+mod changed_type {
+    #[derive(Clone, Copy, sharedctypes::SharedStruct)]
+    #[repr(C)]
+    pub struct Point {
+        pub x: f64,
+        pub y: f32,
+    }
+
+    #[derive(Clone, Copy, sharedctypes::SharedStruct)]
+    #[repr(C)]
+    pub struct Segment {
+        pub from: super::v1::Point,
+        pub to: Point,
+    }
+}
+
+mod changed_order {
+    #[derive(Clone, Copy, sharedctypes::SharedStruct)]
+    #[repr(C)]
+    pub struct Point {
+        pub y: f64,
+        pub x: f64,
+    }
+}
+
+mod changed_name {
+    #[derive(Clone, Copy, sharedctypes::SharedStruct)]
+    #[repr(C)]
+    pub struct Point {
+        pub x: f64,
+        pub z: f64,
+    }
+}
+
+mod added_field {
+    #[derive(Clone, Copy, sharedctypes::SharedStruct)]
+    #[repr(C)]
+    pub struct Point {
+        pub x: f64,
+        pub y: f64,
+        pub z: f64,
+    }
+}
+
+mod renamed_struct {
+    #[derive(Clone, Copy, sharedctypes::SharedStruct)]
+    #[repr(C)]
+    pub struct Vec2 {
+        pub x: f64,
+        pub y: f64,
+    }
+}
+
+fn mismatch<T>(r: Result<T, Error>) -> String {
+    match r {
+        Err(Error::LayoutMismatch(why)) => why,
+        Err(e) => panic!("expected a layout mismatch, got {e:?}"),
+        Ok(_) => panic!("expected a layout mismatch, got a handle"),
+    }
+}
+
+#[test]
+fn a_changed_struct_is_a_readable_mismatch() {
+    let heap = Heap::new(1 << 16).unwrap();
+    let p = Value::new_in(&heap, v1::Point { x: 1.0, y: 2.0 }).unwrap();
+    heap.publish("p", &p).unwrap();
+    let s = RawValue::<v1::Segment>::zeroed_in(&heap).unwrap();
+    heap.publish("segment", &s).unwrap();
+
+    assert_eq!(heap.lookup::<Value<v1::Point>>("p").unwrap().get().y, 2.0);
+    assert_eq!(
+        mismatch(heap.lookup::<Value<changed_type::Point>>("p")),
+        "key \"p\" (a Value<Point> with an RLock): \
+         field `y`: f64 at offset 8 in the heap, f32 at offset 8 here"
+    );
+    assert_eq!(
+        mismatch(heap.lookup::<Value<changed_order::Point>>("p")),
+        "key \"p\" (a Value<Point> with an RLock): \
+         field 0: `x` (f64 at offset 0) in the heap, `y` (f64 at offset 0) here; \
+         field 1: `y` (f64 at offset 8) in the heap, `x` (f64 at offset 8) here"
+    );
+    assert_eq!(
+        mismatch(heap.lookup::<Value<changed_name::Point>>("p")),
+        "key \"p\" (a Value<Point> with an RLock): \
+         field 1: `y` (f64 at offset 8) in the heap, `z` (f64 at offset 8) here"
+    );
+    assert_eq!(
+        mismatch(heap.lookup::<Value<added_field::Point>>("p")),
+        "key \"p\" (a Value<Point> with an RLock): \
+         size 16 align 8 in the heap, size 24 align 8 here; \
+         field `z`: missing in the heap, f64 at offset 16 here"
+    );
+    assert_eq!(
+        mismatch(heap.lookup::<Value<renamed_struct::Vec2>>("p")),
+        "key \"p\" (a Value<Point> with an RLock): \
+         struct `Point` in the heap, struct `Vec2` here"
+    );
+    assert_eq!(
+        mismatch(heap.lookup::<RawValue<changed_type::Segment>>("segment")),
+        "key \"segment\" (a RawValue<Segment>): \
+         field `to.y`: f64 at offset 8 in the heap, f32 at offset 8 here"
+    );
+}
+
+#[test]
+fn primitives_and_arrays_mismatch_by_kind_and_length() {
+    let heap = Heap::new(1 << 16).unwrap();
+    heap.publish("n", &RawValue::new_in(&heap, 1u64).unwrap())
+        .unwrap();
+    heap.publish("a", &Array::<f64>::zeroed_in(&heap, 3).unwrap())
+        .unwrap();
+    heap.publish("m", &RawValue::new_in(&heap, [[0u8; 4]; 2]).unwrap())
+        .unwrap();
+
+    assert_eq!(
+        mismatch(heap.lookup::<RawValue<usize>>("n")),
+        "key \"n\" (a RawValue<u64>): u64 in the heap, usize here"
+    );
+    assert_eq!(
+        mismatch(heap.lookup::<Array<f32>>("a")),
+        "key \"a\" (an Array<f64> with an RLock): f64 in the heap, f32 here"
+    );
+    assert_eq!(
+        mismatch(heap.lookup::<RawValue<[[u8; 4]; 3]>>("m")),
+        "key \"m\" (a RawValue<[[u8; 4]; 2]>): [[u8; 4]; 2] in the heap, [[u8; 4]; 3] here"
+    );
+    assert_eq!(
+        mismatch(heap.lookup::<RawValue<[[i8; 4]; 2]>>("m")),
+        "key \"m\" (a RawValue<[[u8; 4]; 2]>): field `[][]`: u8 in the heap, i8 here"
+    );
+    // `c_long` is `i64` here, so it matches.
+    heap.publish("l", &RawValue::new_in(&heap, 5i64).unwrap())
+        .unwrap();
+    assert_eq!(
+        heap.lookup::<RawValue<std::ffi::c_long>>("l")
+            .unwrap()
+            .get(),
+        5
+    );
+}
+
+#[test]
+fn a_wrong_handle_kind_is_a_readable_mismatch() {
+    let heap = Heap::new(1 << 16).unwrap();
+    let p = Value::new_in(&heap, v1::Point { x: 1.0, y: 2.0 }).unwrap();
+    heap.publish("p", &p).unwrap();
+    heap.publish("rlock", &RLock::new_in(&heap).unwrap())
+        .unwrap();
+
+    assert_eq!(
+        mismatch(heap.lookup::<Array<v1::Point>>("p")),
+        "key \"p\": a Value<Point> with an RLock in the heap, an Array<Point> with an RLock here"
+    );
+    assert_eq!(
+        mismatch(heap.lookup::<RawValue<v1::Point>>("p")),
+        "key \"p\": a Value<Point> with an RLock in the heap, a RawValue<Point> here"
+    );
+    assert_eq!(
+        mismatch(heap.lookup::<Value<v1::Point, Lock>>("p")),
+        "key \"p\": a Value<Point> with an RLock in the heap, a Value<Point> with a Lock here"
+    );
+    assert_eq!(
+        mismatch(heap.lookup::<Lock>("p")),
+        "key \"p\": a Value<Point> with an RLock in the heap, a Lock here"
+    );
+    assert_eq!(
+        mismatch(heap.lookup::<Lock>("rlock")),
+        "key \"rlock\": an RLock in the heap, a Lock here"
+    );
+    assert_eq!(
+        mismatch(heap.lookup::<RawArray<changed_type::Point>>("p")),
+        "key \"p\": a Value<Point> with an RLock in the heap, a RawArray<Point> here; \
+         field `y`: f64 at offset 8 in the heap, f32 at offset 8 here"
+    );
+    // The error reads as a sentence.
+    let err = heap
+        .lookup::<Array<v1::Point>>("p")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("layout mismatch: key \"p\": a Value<Point>"),
+        "{err}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// The directory
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn every_handle_kind_round_trips() {
+    let name = unique("sct-kinds");
+    let heap = Heap::create(&name, 1 << 16).unwrap();
+    let lock = Lock::new_in(&heap).unwrap();
+    let rlock = RLock::new_in(&heap).unwrap();
+    let rv = RawValue::new_in(&heap, Point { x: 1.0, y: 2.0 }).unwrap();
+    let ra = RawArray::from_slice_in(&heap, &[1u16, 2, 3]).unwrap();
+    let empty = RawArray::<u64>::zeroed_in(&heap, 0).unwrap();
+    let v = synchronized_with(RawValue::new_in(&heap, 5i8).unwrap(), lock.clone());
+    let a = Array::from_slice_in(&heap, &[[1u8, 2], [3, 4]]).unwrap();
+    heap.publish("lock", &lock).unwrap();
+    heap.publish("rlock", &rlock).unwrap();
+    heap.publish("rv", &rv).unwrap();
+    heap.publish("ra", &ra).unwrap();
+    heap.publish("empty", &empty).unwrap();
+    heap.publish("v", &v).unwrap();
+    heap.publish("a", &a).unwrap();
+    assert_eq!(
+        heap.keys().unwrap(),
+        ["a", "v", "empty", "ra", "rv", "rlock", "lock"]
+    );
+
+    // Looked up through a second mapping of the same segment: equal handles.
+    let opened = Heap::open(&name).unwrap();
+    assert_eq!(opened, heap);
+    assert_eq!(opened.lookup::<Lock>("lock").unwrap(), lock);
+    assert_eq!(opened.lookup::<RLock>("rlock").unwrap(), rlock);
+    assert_eq!(opened.lookup::<RawValue<Point>>("rv").unwrap(), rv);
+    assert_eq!(opened.lookup::<RawArray<u16>>("ra").unwrap(), ra);
+    assert_eq!(opened.lookup::<RawArray<u64>>("empty").unwrap().len(), 0);
+    let v2: Value<i8, Lock> = opened.lookup("v").unwrap();
+    assert!(v2.get_lock() == &lock && v2.get_obj() == v.get_obj());
+    let a2: Array<[u8; 2], RLock> = opened.lookup("a").unwrap();
+    assert!(a2.get_lock() == a.get_lock());
+    assert_eq!(a2.to_vec(), [[1, 2], [3, 4]]);
+
+    // The same lock, reached two ways, excludes itself.
+    let g = lock.acquire().unwrap();
+    assert!(opened
+        .lookup::<Lock>("lock")
+        .unwrap()
+        .try_acquire()
+        .is_none());
+    drop(g);
+    // Writes through one mapping show through the other.
+    v2.set(-3);
+    assert_eq!(v.get(), -3);
+}
+
+#[test]
+fn keys_are_unique_and_checked() {
+    let heap = Heap::new(1 << 16).unwrap();
+    let x = RawValue::new_in(&heap, 1u8).unwrap();
+    heap.publish("x", &x).unwrap();
+    assert!(matches!(heap.publish("x", &x), Err(Error::AlreadyExists)));
+    assert!(matches!(
+        heap.publish("x", &Lock::new_in(&heap).unwrap()),
+        Err(Error::AlreadyExists)
+    ));
+    assert!(matches!(
+        heap.lookup::<RawValue<u8>>("y"),
+        Err(Error::NotFound)
+    ));
+    assert!(matches!(heap.publish("", &x), Err(Error::InvalidName)));
+    assert!(matches!(
+        heap.publish(&"k".repeat(256), &x),
+        Err(Error::InvalidName)
+    ));
+    assert!(matches!(
+        heap.lookup::<RawValue<u8>>(""),
+        Err(Error::InvalidName)
+    ));
+    heap.publish(&"k".repeat(255), &x).unwrap();
+    assert_eq!(heap.lookup::<RawValue<u8>>(&"k".repeat(255)).unwrap(), x);
+    // Keys are bytes: no normalisation.
+    heap.publish("X", &x).unwrap();
+    heap.publish("x ", &x).unwrap();
+}
+
+#[test]
+fn a_handle_from_another_heap_is_refused() {
+    let heap = Heap::new(1 << 16).unwrap();
+    let other = Heap::new(1 << 16).unwrap();
+    let before = heap.used();
+    let foreign = RawValue::new_in(&other, 1u32).unwrap();
+    assert!(matches!(heap.publish("f", &foreign), Err(Error::WrongHeap)));
+    // The value here, its lock elsewhere.
+    let split = synchronized_with(
+        RawValue::new_in(&heap, 1u32).unwrap(),
+        Lock::new_in(&other).unwrap(),
+    );
+    let used = heap.used();
+    assert!(matches!(heap.publish("s", &split), Err(Error::WrongHeap)));
+    assert!(matches!(
+        heap.publish("l", &Lock::new_in(&other).unwrap()),
+        Err(Error::WrongHeap)
+    ));
+    assert_eq!(heap.used(), used, "a refused publish allocates nothing");
+    assert!(before < used);
+    assert!(heap.keys().unwrap().is_empty());
+}
+
+#[test]
+fn of_concurrent_publishes_of_one_key_exactly_one_wins() {
+    const CHILDREN: usize = 8;
+    const WON: u8 = 1;
+    const TAKEN: u8 = 2;
+    for round in 0..5 {
+        let heap = Heap::new(1 << 20).unwrap();
+        let go = RawValue::new_in(&heap, 0u32).unwrap();
+        let outcome = RawArray::<u8>::zeroed_in(&heap, CHILDREN).unwrap();
+        let children: Vec<_> = (0..CHILDREN)
+            .map(|i| {
+                let (heap, go, outcome) = (heap.clone(), go.clone(), outcome.clone());
+                Process::spawn(move || {
+                    let mine = RawValue::new_in(&heap, i).unwrap();
+                    while go.get() == 0 {
+                        std::hint::spin_loop();
+                    }
+                    match heap.publish("key", &mine) {
+                        Ok(()) => outcome[i].set(WON),
+                        Err(Error::AlreadyExists) => outcome[i].set(TAKEN),
+                        Err(e) => panic!("{e}"),
+                    }
+                })
+                .unwrap()
+            })
+            .collect();
+        go.set(1);
+        for c in children {
+            assert!(c.join().unwrap().success());
+        }
+        let outcome = outcome.to_vec();
+        let winners: Vec<_> = (0..CHILDREN).filter(|&i| outcome[i] == WON).collect();
+        let losers = outcome.iter().filter(|&&o| o == TAKEN).count();
+        assert_eq!(
+            (winners.len(), losers),
+            (1, CHILDREN - 1),
+            "round {round}: {outcome:?}"
+        );
+        let published: RawValue<usize> = heap.lookup("key").unwrap();
+        assert_eq!(published.get(), winners[0]);
+        assert_eq!(heap.keys().unwrap(), ["key"]);
+    }
+}
+
+#[test]
+fn forked_children_publish_and_look_up() {
+    let heap = Heap::new(1 << 16).unwrap();
+    in_child({
+        let heap = heap.clone();
+        move || {
+            let v = Value::new_in(&heap, 41u32).unwrap();
+            heap.publish("from-child", &v).unwrap();
+        }
+    });
+    let v: Value<u32> = heap.lookup("from-child").unwrap();
+    assert_eq!(v.update(|x| x + 1), 42);
+    in_child(move || {
+        let v: Value<u32> = heap.lookup("from-child").unwrap();
+        assert_eq!(v.get(), 42);
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// Names, errors and segments that are not heaps
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn bad_names_are_refused_before_any_system_call() {
+    let long = format!("/{}", "n".repeat(256));
+    for bad in [
+        "", "a", "no-slash", "/", "//", "/a/b", "a/b", "/a/", &long, "/a\0b", "/.", "/..",
+    ] {
+        assert!(
+            matches!(Heap::create(bad, 4096), Err(Error::InvalidName)),
+            "{bad:?}"
+        );
+        assert!(
+            matches!(Heap::open(bad), Err(Error::InvalidName)),
+            "{bad:?}"
+        );
+        assert!(
+            matches!(Heap::unlink(bad), Err(Error::InvalidName)),
+            "{bad:?}"
+        );
+    }
+    // The longest valid name: 255 bytes after the slash; dots are fine inside.
+    let name = format!(
+        "/{}-{}",
+        std::process::id(),
+        "n".repeat(254 - std::process::id().to_string().len())
+    );
+    assert_eq!(name.len(), 256);
+    let heap = Heap::create(&name, 4096).unwrap();
+    assert!(Heap::open(&name).is_ok());
+    drop(heap);
+    let dots = unique("sct.a..b");
+    Heap::create(&dots, 4096).unwrap();
+}
+
+#[test]
+fn duplicate_missing_and_permissions() {
+    let name = unique("sct-dup");
+    let _cleanup = Cleanup(&name);
+    assert!(matches!(Heap::open(&name), Err(Error::NotFound)));
+    assert!(matches!(Heap::unlink(&name), Err(Error::NotFound)));
+    let heap = Heap::create(&name, 1 << 16).unwrap();
+    assert!(matches!(
+        Heap::create(&name, 1 << 16),
+        Err(Error::AlreadyExists)
+    ));
+    let meta = fs::metadata(path(&name)).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    // The whole capacity is reserved: the file's pages are allocated from the start.
+    assert!(heap.capacity() >= 1 << 16);
+    assert!(meta.len() > 1 << 16);
+    assert!(meta.blocks() * 512 >= meta.len());
+}
+
+#[test]
+fn more_than_dev_shm_holds_is_out_of_memory_now() {
+    // SAFETY: `statvfs` is plain data, valid when zeroed; the call fills it in.
+    let mut fs_stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: the path is NUL-terminated and `fs_stat` is a valid out-pointer.
+    let rc = unsafe { libc::statvfs(c"/dev/shm".as_ptr(), &mut fs_stat) };
+    assert_eq!(rc, 0);
+    let size = fs_stat.f_blocks as usize * fs_stat.f_frsize as usize;
+    if size == 0 {
+        return; // an unlimited /dev/shm: nothing is "more than it holds"
+    }
+    let name = unique("sct-huge");
+    let _cleanup = Cleanup(&name);
+    let err = Heap::create(&name, 2 * size).unwrap_err();
+    assert!(matches!(err, Error::OutOfMemory { .. }), "{err:?}");
+    assert!(!exists(&name), "a failed create leaves no name behind");
+}
+
+/// Writes `bytes` as the segment `name`, as a foreign program would.
+fn foreign_segment(name: &str, bytes: &[u8]) {
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path(name))
+        .unwrap();
+    f.write_all(bytes).unwrap();
+}
+
+#[test]
+fn foreign_truncated_and_empty_segments() {
+    let garbage: Vec<u8> = (0..8192u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let cases: [(&str, &[u8]); 5] = [
+        ("garbage", &garbage),
+        (
+            "text",
+            b"this is not a heap, it is a text file that happens to live in /dev/shm\n",
+        ),
+        ("short", b"SHCTYPES\x01\0\0\0"),
+        ("ones", &[0xff; 4096]),
+        ("almost", &[b"SHCTYPES".as_slice(), &[0xff; 200]].concat()),
+    ];
+    for (what, bytes) in cases {
+        let name = unique(&format!("sct-foreign-{what}"));
+        let _cleanup = Cleanup(&name);
+        foreign_segment(&name, bytes);
+        assert!(
+            matches!(Heap::open(&name), Err(Error::InvalidHeap)),
+            "{what}"
+        );
+    }
+
+    // A real heap, cut short by someone else.
+    let name = unique("sct-truncated");
+    let _cleanup = Cleanup(&name);
+    let heap = Heap::create(&name, 1 << 16).unwrap();
+    heap.publish("v", &RawValue::new_in(&heap, 1u8).unwrap())
+        .unwrap();
+    heap.persist();
+    drop(heap);
+    for len in [(1 << 16) + 64, 4096, 100] {
+        fs::OpenOptions::new()
+            .write(true)
+            .open(path(&name))
+            .unwrap()
+            .set_len(len)
+            .unwrap();
+        assert!(
+            matches!(Heap::open(&name), Err(Error::InvalidHeap)),
+            "{len}"
+        );
+    }
+
+    // An empty segment is a heap still being created.
+    let name = unique("sct-empty");
+    let _cleanup = Cleanup(&name);
+    foreign_segment(&name, b"");
+    assert!(matches!(Heap::open(&name), Err(Error::NotFound)));
+    assert!(matches!(
+        Heap::create(&name, 4096),
+        Err(Error::AlreadyExists)
+    ));
+}
+
+// ---------------------------------------------------------------------------------------
+// Lifecycle
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn the_name_goes_with_the_creators_last_handle() {
+    let name = unique("sct-life");
+    let _cleanup = Cleanup(&name);
+    let heap = Heap::create(&name, 1 << 16).unwrap();
+    let v = RawValue::new_in(&heap, 1u8).unwrap();
+    heap.publish("v", &v).unwrap();
+    let looked_up: RawValue<u8> = heap.lookup("v").unwrap();
+    let opened = Heap::open(&name).unwrap();
+    drop(heap);
+    assert!(exists(&name), "object handles keep it");
+    drop(v);
+    assert!(exists(&name), "looked-up handles keep it");
+    drop(opened);
+    assert!(exists(&name), "an opened heap is not the creator's");
+    drop(looked_up);
+    assert!(!exists(&name));
+}
+
+#[test]
+fn an_opened_heap_never_unlinks() {
+    let name = unique("sct-opened");
+    let _cleanup = Cleanup(&name);
+    let heap = Heap::create(&name, 4096).unwrap();
+    let opened = Heap::open(&name).unwrap();
+    drop(heap);
+    assert!(!exists(&name));
+    // The memory stays usable after the name is gone.
+    let v = RawValue::new_in(&opened, 3u16).unwrap();
+    assert_eq!(v.get(), 3);
+}
+
+#[test]
+fn a_child_that_creates_and_drops_removes_the_name() {
+    let name = unique("sct-child");
+    let _cleanup = Cleanup(&name);
+    in_child({
+        let name = name.clone();
+        move || {
+            let heap = Heap::create(&name, 1 << 16).unwrap();
+            let v = Value::new_in(&heap, 1u8).unwrap();
+            heap.publish("v", &v).unwrap();
+            drop(v);
+            drop(heap);
+        }
+    });
+    assert!(!exists(&name));
+    assert!(matches!(Heap::open(&name), Err(Error::NotFound)));
+}
+
+#[test]
+fn a_creator_that_dies_leaves_a_stale_heap() {
+    let name = unique("sct-stale");
+    let _cleanup = Cleanup(&name);
+    let child = Process::spawn({
+        let name = name.clone();
+        move || {
+            let heap = Heap::create(&name, 1 << 16).unwrap();
+            heap.publish("v", &RawValue::new_in(&heap, 5u8).unwrap())
+                .unwrap();
+            std::mem::forget(heap); // as if killed: no destructor runs
+        }
+    })
+    .unwrap();
+    let pid = child.pid();
+    assert!(child.join().unwrap().success());
+    let stale = Heap::open(&name).unwrap();
+    assert_eq!(stale.creator_pid(), Some(pid));
+    assert_eq!(stale.lookup::<RawValue<u8>>("v").unwrap().get(), 5);
+    Heap::unlink(&name).unwrap();
+    assert!(!exists(&name));
+}
+
+#[test]
+fn a_forked_child_of_the_creator_does_not_unlink() {
+    let name = unique("sct-fork");
+    let _cleanup = Cleanup(&name);
+    let heap = Heap::create(&name, 1 << 16).unwrap();
+    let v = RawValue::new_in(&heap, 1u8).unwrap();
+    let status = child_status({
+        let (heap, v) = (heap.clone(), v.clone());
+        move || {
+            v.set(2);
+            drop(v);
+            drop(heap);
+        }
+    });
+    assert!(status.success());
+    assert!(exists(&name));
+    assert!(Heap::open(&name).is_ok());
+    assert_eq!(v.get(), 2);
+    drop((heap, v));
+    assert!(!exists(&name));
+}
+
+#[test]
+fn persist_keeps_and_unlink_removes() {
+    let name = unique("sct-persist");
+    let _cleanup = Cleanup(&name);
+    let heap = Heap::create(&name, 4096).unwrap();
+    heap.persist();
+    drop(heap);
+    assert!(exists(&name));
+    let again = Heap::open(&name).unwrap();
+    again.persist(); // no effect on an opened heap
+    drop(again);
+    Heap::unlink(&name).unwrap();
+    assert!(!exists(&name));
+}
+
+#[test]
+fn only_the_same_segment_is_unlinked() {
+    let name = unique("sct-same");
+    let _cleanup = Cleanup(&name);
+    let first = Heap::create(&name, 4096).unwrap();
+    Heap::unlink(&name).unwrap();
+    let second = Heap::create(&name, 4096).unwrap();
+    assert_ne!(first, second);
+    drop(first); // the name is the second heap's now: left alone
+    assert_eq!(Heap::open(&name).unwrap(), second);
+    drop(second);
+    assert!(!exists(&name));
+}
