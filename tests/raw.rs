@@ -593,3 +593,44 @@ fn cpython_test_sharedctypes_raw() {
     );
     assert_eq!(string.value(), b"hellohello");
 }
+
+#[test]
+fn a_heap_holds_exactly_its_capacity() {
+    let heap = Heap::new(100).unwrap();
+    assert_eq!(
+        (heap.capacity(), heap.used(), heap.available()),
+        (100, 0, 100)
+    );
+    let a = RawArray::<u8>::zeroed_in(&heap, 100).unwrap();
+    assert_eq!((heap.used(), heap.available()), (100, 0));
+    assert!(matches!(
+        RawValue::new_in(&heap, 0u8),
+        Err(Error::OutOfMemory {
+            requested: 1,
+            available: 0
+        })
+    ));
+    a[99].set(1);
+    assert_eq!(a[99].get(), 1);
+    let empty = Heap::new(0).unwrap();
+    assert_eq!(empty.capacity(), 0);
+    assert!(RawValue::new_in(&empty, 0u8).is_err());
+    assert!(RawArray::<u64>::zeroed_in(&empty, 0).is_ok());
+}
+
+#[test]
+fn objects_a_spawned_child_creates_in_the_default_heap_are_shared() {
+    let addr = RawValue::new(0usize).unwrap();
+    {
+        let addr = addr.clone();
+        in_child(move || {
+            let v = RawValue::new(0xC0FFEEu32).unwrap();
+            addr.set(v.as_ptr() as usize);
+        });
+    }
+    // The child's object lives in the heap we share, at the same address.
+    // SAFETY: the child allocated a u32 there in the default heap, which this process
+    // maps at the same address and never unmaps.
+    let seen = unsafe { std::ptr::read_volatile(addr.get() as *const u32) };
+    assert_eq!(seen, 0xC0FFEE);
+}

@@ -105,12 +105,12 @@ unsafe impl Send for HeapInner {}
 unsafe impl Sync for HeapInner {}
 
 impl Heap {
-    /// Creates a heap with room for `capacity` bytes of objects (rounded up to whole
-    /// pages; the header is extra). Memory is committed only when touched.
+    /// Creates a heap with room for exactly `capacity` bytes of objects (alignment
+    /// padding counts; the header is extra). Memory is committed only when touched.
     ///
     /// ```
     /// let heap = sharedctypes::Heap::new(10_000)?;
-    /// assert!(heap.capacity() >= 10_000);
+    /// assert_eq!(heap.capacity(), 10_000);
     /// # Ok::<(), sharedctypes::Error>(())
     /// ```
     pub fn new(capacity: usize) -> Result<Heap> {
@@ -302,11 +302,10 @@ impl fmt::Debug for Heap {
 
 /// Mapping length for `capacity` usable bytes: header plus capacity, in whole pages.
 pub(crate) fn total_len(capacity: usize) -> Result<usize> {
-    let page = os::page_size();
+    // Not rounded up to whole pages: `capacity()` is exactly what was asked for (the
+    // kernel maps whole pages anyway; the tail of the last one is simply unused).
     HEADER_SIZE
         .checked_add(capacity)
-        .and_then(|n| n.checked_add(page - 1))
-        .map(|n| n & !(page - 1))
         .filter(|&n| i64::try_from(n).is_ok())
         .ok_or(Error::OutOfMemory {
             requested: capacity,
@@ -330,10 +329,12 @@ static DEFAULT_HEAP: OnceLock<std::result::Result<Heap, String>> = OnceLock::new
 /// e.g. `SHAREDCTYPES_HEAP_SIZE=4G`, before first use to change it); memory is
 /// committed only as objects are written, so the size costs nothing until used.
 ///
-/// Created in a process, it is inherited by every child forked afterwards. **A default
-/// heap first used in a child belongs to that child and its descendants**: the parent
-/// never sees it. Touch it in the parent before forking (any `new`/`zeroed` call, or
-/// `default_heap()` itself) when parent and children must share objects created later.
+/// Created in a process, it is inherited by every child forked afterwards.
+/// [`Process::spawn`](crate::Process::spawn) creates it before forking, so a child it
+/// spawns always shares the parent's default heap. **A default heap first used in a
+/// child forked by other means (`libc::fork`) belongs to that child and its
+/// descendants**: the parent never sees it. Touch it before forking (any `new`/`zeroed`
+/// call, or `default_heap()` itself) when parent and children must share objects.
 ///
 /// # Panics
 ///

@@ -72,12 +72,12 @@
 extern crate self as sharedctypes;
 
 mod error;
-mod heap;
+pub mod heap;
 pub mod layout;
 mod liveness;
 pub mod named;
 mod os;
-mod process;
+pub mod process;
 mod raw;
 pub mod shared;
 pub mod sync;
@@ -112,9 +112,4 @@ pub mod __private {
     pub use crate::layout::{FieldLayout, TypeLayout};
     pub use crate::shared::{Shared, SharedStruct, SharedType};
     pub use core;
-
-    /// Fails to compile unless `T: SharedType`; the derive calls it once per field,
-    /// with the field type's span, so the error points at the field.
-    #[inline(always)]
-    pub const fn assert_shared_type<T: SharedType>() {}
 }
