@@ -484,3 +484,35 @@ fn killing_holders_under_load_never_breaks_exclusion() {
     );
     assert!(repairs.get() <= kills + 3);
 }
+
+#[test]
+fn a_guard_copied_into_a_raw_forked_child_does_not_release_the_parents_lock() {
+    for recursive in [false, true] {
+        let lock = Lock::new().unwrap();
+        let rlock = RLock::new().unwrap();
+        let (g, rg) = if recursive {
+            (None, Some(rlock.acquire().unwrap()))
+        } else {
+            (Some(lock.acquire().unwrap()), None)
+        };
+        // SAFETY: the child only drops the copied guards and leaves with `_exit`.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            drop((g, rg));
+            // SAFETY: ends the child without running the parent's destructors.
+            unsafe { libc::_exit(0) };
+        }
+        assert!(pid > 0);
+        let mut status = 0;
+        // SAFETY: `pid` is our child; `status` is a valid out-pointer.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        let (holds_lock, holds_rlock) = (g.is_some(), rg.is_some());
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                assert!(lock.try_acquire().is_none() || !holds_lock);
+                assert!(rlock.try_acquire().is_none() || !holds_rlock);
+            });
+        });
+        drop((g, rg));
+    }
+}

@@ -249,9 +249,11 @@ impl Heap {
 
     /// The address of `offset` in this process.
     pub(crate) fn ptr_at<T>(&self, offset: usize) -> NonNull<T> {
-        debug_assert!(offset <= self.inner.len);
-        // SAFETY: `offset` is within the mapping (callers got it from `alloc` or checked
-        // it), so the result stays inside the same allocation.
+        // An invariant of every caller (offsets come from `alloc` or were checked), so a
+        // failure is a bug in this crate, never bad input.
+        assert!(offset <= self.inner.len, "heap offset out of bounds");
+        // SAFETY: `offset` is within the mapping (asserted), so the result stays inside
+        // the same allocation.
         unsafe { self.inner.base.add(offset) }.cast()
     }
 

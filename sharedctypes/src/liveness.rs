@@ -7,8 +7,6 @@
 //! live thread whose start time differs from the recorded one is a *different* thread
 //! that merely got the same TID.
 
-use std::io::ErrorKind;
-
 /// What `/proc/<tid>/stat` says about a thread.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Task {
@@ -20,24 +18,35 @@ pub(crate) enum Task {
     Unknown,
 }
 
-/// Reads `/proc/<tid>/stat`.
+/// What is known about thread `tid`.
+///
+/// `/proc` is read only when it belongs to our own PID namespace (`/proc/self` names
+/// our pid): a `/proc` of another namespace, or none at all, would show a live owner as
+/// missing. A missing entry is never taken as proof of death on its own (`hidepid`
+/// hides other users' processes): `kill(tid, 0)`, which looks the id up in our own
+/// namespace, must confirm it. Without a usable `/proc`, a zombie looks alive.
 pub(crate) fn task(tid: u32) -> Task {
-    match std::fs::read(format!("/proc/{tid}/stat")) {
-        Ok(stat) => parse_stat(&stat).unwrap_or(Task::Unknown),
-        Err(e) if e.kind() == ErrorKind::NotFound || e.raw_os_error() == Some(libc::ESRCH) => {
-            Task::Dead
-        }
-        Err(_) => {
-            // No /proc access: fall back to "does the id exist" (zombies look alive).
-            // SAFETY: kill with signal 0 only checks for existence and permission.
-            let rc = unsafe { libc::kill(tid as libc::pid_t, 0) };
-            if rc < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH) {
-                Task::Dead
-            } else {
-                Task::Unknown
-            }
+    if proc_is_ours() {
+        if let Ok(stat) = std::fs::read(format!("/proc/{tid}/stat")) {
+            return parse_stat(&stat).unwrap_or(Task::Unknown);
         }
     }
+    // SAFETY: kill with signal 0 sends nothing; it only checks existence and permission.
+    let rc = unsafe { libc::kill(tid as libc::pid_t, 0) };
+    if rc < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH) {
+        Task::Dead
+    } else {
+        Task::Unknown
+    }
+}
+
+/// Whether `/proc` is mounted and shows our own PID namespace.
+fn proc_is_ours() -> bool {
+    // SAFETY: getpid has no preconditions.
+    let pid = unsafe { libc::getpid() };
+    std::fs::read_link("/proc/self")
+        .map(|target| target.as_os_str() == pid.to_string().as_str())
+        .unwrap_or(false)
 }
 
 /// The start time of thread `tid`, if it is alive.

@@ -136,8 +136,9 @@ impl Process {
     /// recovered by their next acquirer). Call [`join`](Process::join) afterwards to
     /// reap it.
     pub fn kill(&self) -> Result<()> {
-        // SAFETY: kill has no memory-safety preconditions; the pid is our unreaped child,
-        // so it cannot have been reused.
+        // SAFETY: kill has no memory-safety preconditions. The pid is our child, which is
+        // not reaped before `join` (unless SIGCHLD is ignored or another thread reaps
+        // every child with waitpid(-1): then the pid could name another process).
         if unsafe { libc::kill(self.pid, libc::SIGKILL) } < 0 {
             return Err(Error::last_os("kill"));
         }

@@ -12,14 +12,23 @@
 //!   operation of its own size (`u128`/`i128` as two `u64` halves). Two accesses to the
 //!   same primitive therefore always have the same size and address: there are no
 //!   mixed-size atomic accesses, and padding bytes are never read or written;
-//! - relaxed atomics compile to plain loads and stores on x86-64 and AArch64, so this
-//!   costs nothing over the racy code C would write;
+//! - relaxed atomics compile to plain loads and stores on x86-64 and AArch64, so a
+//!   single access costs what the racy code C would write; the price is that bulk
+//!   reads and writes of *shared* memory (`to_vec`, `copy_from_slice`) go element by
+//!   element, since the compiler may not merge or vectorise atomics;
 //! - a value read while another process writes it may be *torn* (some fields old, some
 //!   new), but every field is a primitive and every bit pattern of every primitive is
 //!   valid ([`SharedType`]'s contract), so a torn value is still a valid `T`;
 //! - ordering between processes is provided by the locks ([`Lock`](crate::Lock),
 //!   [`RLock`](crate::RLock)), whose acquire and release are `Acquire`/`Release`
-//!   atomics on the same shared memory.
+//!   atomics on the same shared memory. (A lock taken over from a dead owner sees the
+//!   dead owner's writes because the kernel fences when a process dies, not through a
+//!   `Release` of its own.)
+//!
+//! The same memory may be mapped twice in one process (a named heap opened twice):
+//! two addresses alias one location, which the Rust abstract machine does not model;
+//! it is sound in practice because every access to shared objects is atomic and no
+//! reference to their contents ever asserts exclusive access.
 //!
 //! Memory that no other process or thread can yet reach (a freshly allocated object)
 //! is initialised with a plain `memcpy`, which is where bulk constructors get their

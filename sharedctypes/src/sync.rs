@@ -7,7 +7,10 @@
 //!
 //! ```text
 //! word  : u32  bit 31      WAITERS: someone may sleep in FUTEX_WAIT on `word`
-//!              bits 0..30  owner's kernel thread id (TID), 0 when free
+//!              bit 30      EPOCH: flipped by every takeover from a dead owner, so the
+//!                          word never repeats even if the new owner got the dead
+//!                          owner's TID (no ABA for a waiter about to take over)
+//!              bits 0..29  owner's kernel thread id (TID), 0 when free
 //! count : u32  RLock recursion depth; touched only by the owner
 //! stamp : u64  owner's TID << 32 | low 32 bits of its start time; 0 when free
 //! ```
@@ -43,7 +46,22 @@
 //! per-thread list on every lock and unlock); this lock keeps the fast path at one
 //! atomic and pays only when somebody has already waited.
 //!
-//! Processes sharing a lock must share a PID namespace (TIDs are compared).
+//! Processes sharing a lock must share a PID namespace (TIDs are compared), and the
+//! waiter must see a `/proc` of that namespace to tell a killed-but-unreaped owner
+//! (a zombie) from a live one; without one it falls back to `kill(tid, 0)`, which
+//! recovers from owners that are gone but waits on zombies until they are reaped.
+//! An owner that calls `execve` while holding a lock keeps its TID and start time, so
+//! it is never considered dead: release locks before `exec`.
+//!
+//! A guard copied into a forked child (by a raw `libc::fork`; [`Process::spawn`]
+//! never returns into such code) does nothing when dropped there: the lock belongs to
+//! the parent's thread.
+//!
+//! Recovery gives the new owner the dead owner's writes in practice (the kernel issues
+//! full barriers when a process exits or is killed), not by a `Release` of the dead
+//! owner: that is what [`OwnerDied`] warns about.
+//!
+//! [`Process::spawn`]: crate::Process::spawn
 //!
 //! # Panics
 //!
@@ -67,6 +85,7 @@ use crate::thread_id::{self, Me};
 pub const CHECK_INTERVAL: Duration = Duration::from_millis(10);
 
 const WAITERS: u32 = 0x8000_0000;
+const EPOCH: u32 = 0x4000_0000;
 const TID_MASK: u32 = 0x3fff_ffff;
 const SPINS: u32 = 64;
 
@@ -114,10 +133,12 @@ impl LockState {
     }
 
     /// Releases the lock if `me` holds it (a lock recovered by another process in the
-    /// meantime is left alone).
+    /// meantime is left alone, stamp included).
     #[inline]
     fn unlock(&self, me: Me) {
-        self.stamp.store(0, Ordering::Relaxed);
+        if self.stamp.load(Ordering::Relaxed) == me.stamp {
+            self.stamp.store(0, Ordering::Relaxed);
+        }
         if self
             .word
             .compare_exchange(me.tid, 0, Ordering::Release, Ordering::Relaxed)
@@ -146,11 +167,13 @@ impl LockState {
         }
     }
 
-    /// Takes over the word `w` of a dead owner.
+    /// Takes over the word `w` of a dead owner, flipping EPOCH so that the new word
+    /// differs from `w` even when our TID equals the dead owner's.
     fn take_over(&self, w: u32, me: Me) -> bool {
+        let new = me.tid | WAITERS | (!w & EPOCH);
         if self
             .word
-            .compare_exchange(w, me.tid | WAITERS, Ordering::Acquire, Ordering::Relaxed)
+            .compare_exchange(w, new, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
         {
             self.stamp.store(me.stamp, Ordering::Relaxed);
@@ -185,6 +208,10 @@ impl LockState {
     /// Waits for the lock until `deadline` (forever if `None`).
     #[cold]
     fn lock_contended(&self, me: Me, deadline: Option<Instant>) -> Acquired {
+        // A recursive RLock acquisition must not spin first.
+        if self.owned_by(me) {
+            return Acquired::Mine;
+        }
         for _ in 0..SPINS {
             let w = self.word.load(Ordering::Relaxed);
             if w == 0 && self.try_fast(me) {
@@ -242,8 +269,9 @@ impl LockState {
     }
 
     /// Whether the owner recorded in word `w` is dead. `suspect` carries a TID/stamp
-    /// mismatch seen by an earlier call, which must be seen twice to count; `quick`
-    /// (for `try_acquire`) settles a first mismatch by one short sleep instead.
+    /// mismatch seen by an earlier call, which must be seen twice, [`CHECK_INTERVAL`]
+    /// apart, to count; `quick` (for `try_acquire`, which does not wait) never counts a
+    /// mismatch, so only a blocking acquire recovers an owner whose TID was reused.
     fn owner_dead(&self, w: u32, suspect: &mut Option<(u32, u64)>, quick: bool) -> bool {
         let tid = w & TID_MASK;
         if tid == 0 {
@@ -262,14 +290,8 @@ impl LockState {
                 // A live stranger holds the owner's TID: confirm the word and stamp stay
                 // unchanged, which a new legitimate owner would not allow.
                 let seen = (w & !WAITERS, stamp);
-                if quick && suspect.is_none() {
-                    std::thread::sleep(CHECK_INTERVAL);
-                    *suspect = Some(seen);
-                    let now = (
-                        self.word.load(Ordering::Relaxed) & !WAITERS,
-                        self.stamp.load(Ordering::Relaxed),
-                    );
-                    return now == seen;
+                if quick {
+                    return false;
                 }
                 let confirmed = *suspect == Some(seen);
                 *suspect = Some(seen);
@@ -287,8 +309,7 @@ fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
     };
     // SAFETY: `word` is a valid, aligned u32 in memory mapped for the lifetime of the
     // call; `ts` is a valid timespec; the remaining arguments are unused by FUTEX_WAIT.
-    // Errors (EAGAIN: the word changed; EINTR; ETIMEDOUT) all mean "look again".
-    unsafe {
+    let rc = unsafe {
         libc::syscall(
             libc::SYS_futex,
             word.as_ptr(),
@@ -297,7 +318,16 @@ fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
             &ts as *const libc::timespec,
             std::ptr::null::<u32>(),
             0u32,
-        );
+        )
+    };
+    // EAGAIN (the word changed), EINTR and ETIMEDOUT all mean "look again". Anything
+    // else (ENOSYS under a seccomp filter, say) would turn the caller into a busy loop:
+    // sleep instead, which keeps the lock correct, only slower.
+    if rc < 0 {
+        let errno = std::io::Error::last_os_error().raw_os_error();
+        if !matches!(errno, Some(libc::EAGAIN | libc::EINTR | libc::ETIMEDOUT)) {
+            std::thread::sleep(timeout);
+        }
     }
 }
 
@@ -540,7 +570,9 @@ impl Lock {
     }
 
     /// Takes the lock if it is free (or its holder is dead), without waiting; `None`
-    /// if another thread holds it, or the calling thread does.
+    /// if another thread holds it, or the calling thread does. (An owner that died and
+    /// whose TID a live stranger already reuses is recovered only by a waiting
+    /// acquire.)
     ///
     /// ```
     /// let lock = sharedctypes::Lock::new()?;
@@ -628,7 +660,10 @@ impl Lock {
 impl Drop for LockGuard<'_> {
     #[inline]
     fn drop(&mut self) {
-        self.state.unlock(self.me);
+        // A guard copied into a forked child is not the child's to release.
+        if thread_id::me() == self.me {
+            self.state.unlock(self.me);
+        }
     }
 }
 
@@ -824,6 +859,10 @@ impl RLock {
 impl Drop for RLockGuard<'_> {
     #[inline]
     fn drop(&mut self) {
+        // A guard copied into a forked child is not the child's to release.
+        if thread_id::me() != self.me {
+            return;
+        }
         let depth = self.state.count.load(Ordering::Relaxed);
         if depth > 1 {
             self.state.count.store(depth - 1, Ordering::Relaxed);

@@ -8,12 +8,14 @@
 //! generation, which makes every inherited entry stale.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Once;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 /// Bumped in every forked child (by the atfork handler).
 static FORK_GENERATION: AtomicU32 = AtomicU32::new(1);
-static ATFORK: Once = Once::new();
+/// Whether the atfork handler is registered. Not a `Once`: a child forked while another
+/// thread is inside `call_once` would wait for that thread forever. Two threads racing
+/// here may register twice, which only bumps the generation twice per fork.
+static ATFORK: AtomicBool = AtomicBool::new(false);
 
 /// This thread's identity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,12 +47,14 @@ pub(crate) fn me() -> Me {
 
 #[cold]
 fn refresh() -> Me {
-    ATFORK.call_once(|| {
+    if !ATFORK.load(Ordering::Acquire) {
         // SAFETY: registering a plain extern "C" function with no captured state; it only
         // touches an atomic, which is async-signal-safe and fork-safe.
         let rc = unsafe { libc::pthread_atfork(None, None, Some(bump_generation)) };
         assert_eq!(rc, 0, "pthread_atfork failed: out of memory");
-    });
+        // Set only after registering: a child forked in between registers again itself.
+        ATFORK.store(true, Ordering::Release);
+    }
     // Read the generation *before* the TID: a fork between the two leaves a stale
     // generation, and the next call refreshes again.
     let generation = FORK_GENERATION.load(Ordering::Relaxed);
