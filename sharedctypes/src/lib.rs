@@ -102,6 +102,11 @@ pub use typecode::Typecode;
 /// [derive crate](sharedctypes_derive).
 pub use sharedctypes_derive::SharedStruct;
 
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
 mod sealed {
     pub trait Sealed {}
 }
