@@ -83,8 +83,8 @@ fn copy_in(c: &mut Criterion) {
     let raw = RawArray::<f64>::zeroed_in(&heap, N).unwrap();
     let array = Array::<f64>::zeroed_in(&heap, N).unwrap();
     let mut dst = vec![0.0f64; N];
-    // Touch every page once, as the baseline's destination is touched by `vec!`... it
-    // is not (calloc maps lazily): fault all three in before measuring.
+    // `vec!` and fresh heap memory are both mapped lazily: fault every destination page
+    // in before measuring, so that only the copying is timed.
     dst.copy_from_slice(&src);
     raw.copy_from_slice(&src).unwrap();
     array.copy_from_slice(&src).unwrap();
