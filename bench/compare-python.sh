@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Side by side: the same workloads in Python's multiprocessing.sharedctypes and in this
-# crate (examples/compare.rs), each the median of RUNS runs, printed as one table.
+# crate (examples/compare.rs), each the median of several runs, printed as one table.
 #
-#   bench/compare-python.sh            # RUNS=5
-#   RUNS=9 bench/compare-python.sh
+#   bench/compare-python.sh            # RUNS=5 Python runs, RUST_RUNS=21 Rust runs
+#   RUNS=9 RUST_RUNS=51 bench/compare-python.sh
 #   PYTHON=python3.12 bench/compare-python.sh
 #
 # Needs python3 (standard library only) and cargo. Workloads:
@@ -11,7 +11,11 @@
 #   - 4 forked processes x 250k locked increments of one shared counter, timed from
 #     before the first fork to after the last join;
 #   - a shared array of 10M doubles from data already in memory:
-#     Python RawArray('d', list) vs Rust RawArray::from_slice(&vec).
+#     Python RawArray('d', list) vs Rust RawArray::from_slice_in(&Heap::new(..)?, &vec)
+#     (a heap per run, created inside the timed region, so every run starts from the
+#     same memory footprint; Python frees its array after each run too).
+# A Rust run takes milliseconds, so it is repeated more often: on a busy machine one
+# preempted run in five would otherwise move the median.
 # The Python side is written the fast way: the lock and the raw object are looked up
 # once, outside the loop (`with lock: obj.value += 1`, one acquisition per increment,
 # as on the Rust side); the documented idiom `with v.get_lock(): v.value += 1` takes
@@ -20,14 +24,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 RUNS="${RUNS:-5}"
+RUST_RUNS="${RUST_RUNS:-21}"
 PYTHON="${PYTHON:-python3}"
 
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "runs per workload: $RUNS (median shown)"
+echo "runs per workload: Python $RUNS, Rust $RUST_RUNS (medians shown)"
 
 cargo build --quiet --release --example compare
-rust_out="$(cargo run --quiet --release --example compare -- "$RUNS")"
+rust_out="$(cargo run --quiet --release --example compare -- "$RUST_RUNS")"
 
 py_out="$("$PYTHON" - "$RUNS" <<'PY'
 import multiprocessing as mp

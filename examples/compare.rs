@@ -5,19 +5,22 @@
 //! <workload>\t<median seconds>\t<every run's seconds, comma-separated>
 //! ```
 //!
-//! Run with `cargo run --release --example compare [-- RUNS]` (default 5 runs).
+//! Run with `cargo run --release --example compare [-- RUNS]` (default 21 runs: a run
+//! takes milliseconds, so many runs cost nothing and keep a preempted run out of the
+//! median on a busy machine).
 //!
 //! - `locked_increments_1proc`: 1M increments of a `Value<i64>` (default lock, an
 //!   `RLock`, as Python's `Value('q', 0)`), each under its own lock acquisition;
 //! - `locked_increments_4proc`: 4 forked processes × 250k of the same, timed from before
 //!   the first fork to after the last child is reaped (as in Python);
-//! - `rawarray_from_slice_10M_f64`: `RawArray::from_slice` of 10M `f64` already in a
-//!   `Vec` (Python: `RawArray('d', list)` of a list built beforehand).
+//! - `rawarray_from_slice_10M_f64`: `RawArray::from_slice_in` of 10M `f64` already in a
+//!   `Vec`, into a heap created for it (Python: `RawArray('d', list)` of a list built
+//!   beforehand).
 
 use std::hint::black_box;
 use std::time::Instant;
 
-use sharedctypes::{Process, RawArray, Value};
+use sharedctypes::{Heap, Process, RawArray, Value};
 
 const INCREMENTS: i64 = 1_000_000;
 const PROCS: i64 = 4;
@@ -60,11 +63,15 @@ fn locked_increments_4proc() -> f64 {
     secs
 }
 
-/// A shared array of 10M `f64` from an existing slice.
+/// A shared array of 10M `f64` from an existing slice, in a heap of its own that is
+/// created inside the timed region and freed after it (Python frees its array too):
+/// with the default heap every run would keep its 80 MB, and later runs would be
+/// measuring a process that has grown by gigabytes.
 fn rawarray_from_slice() -> f64 {
     let src: Vec<f64> = (0..ARRAY_LEN).map(|i| i as f64 * 0.5).collect();
     let start = Instant::now();
-    let a = RawArray::from_slice(black_box(&src)).expect("allocate the array");
+    let heap = Heap::new(std::mem::size_of_val(&src[..])).expect("create the heap");
+    let a = RawArray::from_slice_in(&heap, black_box(&src)).expect("allocate the array");
     let secs = start.elapsed().as_secs_f64();
     assert_eq!(a[ARRAY_LEN - 1].get(), (ARRAY_LEN - 1) as f64 * 0.5);
     secs
@@ -87,7 +94,7 @@ fn median(runs: &[f64]) -> f64 {
 fn main() {
     let runs: usize = match std::env::args().nth(1) {
         Some(arg) => arg.parse().expect("usage: compare [RUNS]"),
-        None => 5,
+        None => 21,
     };
     assert!(runs > 0, "RUNS must be at least 1");
     // Create the default heap before timing anything (Python's heap is set up lazily
