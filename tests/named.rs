@@ -4,11 +4,12 @@
 
 mod common;
 
+use std::ffi::CString;
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{child_status, in_child, unique};
 use sharedctypes::{
@@ -37,6 +38,37 @@ struct Cleanup<'a>(&'a str);
 impl Drop for Cleanup<'_> {
     fn drop(&mut self) {
         let _ = Heap::unlink(self.0);
+    }
+}
+
+/// Kills and reaps a helper program when dropped: a failed assertion cannot leave one
+/// that loops forever behind.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The same for a forked child.
+struct KillProcessOnDrop(Option<Process>);
+
+impl KillProcessOnDrop {
+    fn kill_and_join(&mut self) -> std::process::ExitStatus {
+        let p = self.0.take().expect("not joined yet");
+        p.kill().unwrap();
+        p.join().unwrap()
+    }
+}
+
+impl Drop for KillProcessOnDrop {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = p.kill();
+            let _ = p.join();
+        }
     }
 }
 
@@ -181,16 +213,16 @@ fn a_killed_holder_in_another_program_is_recovered_here() {
     heap.publish("lock", &lock).unwrap();
     heap.publish("held", &held).unwrap();
 
-    let mut child = helper("hold", &name);
+    let mut child = KillOnDrop(helper("hold", &name));
     while held.get() == 0 {
-        if let Some(status) = child.try_wait().unwrap() {
+        if let Some(status) = child.0.try_wait().unwrap() {
             panic!("the helper ended before taking the lock: {status:?}");
         }
         std::thread::sleep(Duration::from_millis(1));
     }
     assert!(lock.try_acquire().is_none(), "the helper holds it");
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
 
     let guard = match lock.acquire() {
         Err(died) => died.into_inner(),
@@ -209,7 +241,7 @@ fn a_holder_killed_here_is_recovered_in_another_program() {
     let held = RawValue::new_in(&heap, 0u32).unwrap();
     heap.publish("rlock", &rlock).unwrap();
 
-    let holder = {
+    let mut holder = KillProcessOnDrop(Some({
         let (rlock, held) = (rlock.clone(), held.clone());
         Process::spawn(move || {
             std::mem::forget(rlock.acquire().unwrap());
@@ -219,12 +251,11 @@ fn a_holder_killed_here_is_recovered_in_another_program() {
             }
         })
         .unwrap()
-    };
+    }));
     while held.get() == 0 {
         std::thread::yield_now();
     }
-    holder.kill().unwrap();
-    holder.join().unwrap();
+    holder.kill_and_join();
 
     let status = helper("recover", &name).wait().unwrap();
     assert_eq!(
@@ -441,6 +472,79 @@ fn a_wrong_handle_kind_is_a_readable_mismatch() {
     );
 }
 
+/// `A0 { a: u8, b: u8 }`, `A1 { a: A0, b: A0 }`, …: each level doubles the tree the
+/// layout describes (`A20` has 2^21 leaves) while the types grow by one.
+macro_rules! doubling {
+    ($leaf:ty; $($name:ident)*) => { doubling!(@ $leaf; $($name)*); };
+    (@ $prev:ty; $name:ident $($rest:ident)*) => {
+        #[derive(Clone, Copy, sharedctypes::SharedStruct)]
+        #[repr(C)]
+        pub struct $name {
+            pub a: $prev,
+            pub b: $prev,
+        }
+        doubling!(@ $name; $($rest)*);
+    };
+    (@ $prev:ty;) => {};
+}
+
+mod dag {
+    doubling!(u8; A0 A1 A2 A3 A4 A5 A6 A7 A8 A9 A10 A11 A12 A13 A14 A15 A16 A17 A18 A19 A20);
+}
+
+mod dag2 {
+    doubling!(i8; A0 A1 A2 A3 A4 A5 A6 A7 A8 A9 A10 A11 A12 A13 A14 A15 A16 A17 A18 A19 A20);
+}
+
+#[test]
+fn a_type_too_large_to_describe_is_refused_not_expanded() {
+    use sharedctypes::SharedType;
+
+    let heap = Heap::new(1 << 16).unwrap();
+    // No elements: the array costs nothing, its element type's description would.
+    let big = RawArray::<dag::A20>::zeroed_in(&heap, 0).unwrap();
+    let used = heap.used();
+    let err = heap.publish("big", &big).unwrap_err();
+    let Error::LayoutMismatch(why) = &err else {
+        panic!("expected the too-large error, got {err:?}")
+    };
+    assert!(
+        why.starts_with(
+            "`A20` cannot be described in a heap's directory: its description takes more than"
+        ),
+        "{why}"
+    );
+    assert!(why.ends_with("so it cannot be published"), "{why}");
+    let shown = err.to_string();
+    assert!(shown.starts_with("layout too large: `A20`"), "{shown}");
+    assert!(!shown.contains("rebuild"), "{shown}");
+    assert_eq!(heap.used(), used, "a refused publish allocates nothing");
+    assert!(heap.keys().unwrap().is_empty());
+
+    // Looked up as such a type: a mismatch that says why, not an expansion.
+    heap.publish("small", &RawValue::new_in(&heap, 1u8).unwrap())
+        .unwrap();
+    let why = mismatch(heap.lookup::<RawValue<dag::A20>>("small"));
+    assert!(
+        why.starts_with("key \"small\": `A20` cannot be described in a heap's directory"),
+        "{why}"
+    );
+    assert!(matches!(
+        heap.lookup::<RawValue<dag::A20>>("none"),
+        Err(Error::NotFound)
+    ));
+    // A smaller level is described, published and looked up as usual.
+    let a8 = RawValue::<dag::A8>::zeroed_in(&heap).unwrap();
+    heap.publish("a8", &a8).unwrap();
+    assert!(heap.lookup::<RawValue<dag::A8>>("a8").unwrap() == a8);
+    let why = mismatch(heap.lookup::<RawValue<dag2::A8>>("a8"));
+    assert!(why.ends_with("… (more differences not listed)"), "{why}");
+
+    // Comparing the static layouts is bounded too.
+    let d = dag::A20::LAYOUT.differences(&dag2::A20::LAYOUT);
+    assert_eq!(d.len(), 33, "{d:?}");
+}
+
 // ---------------------------------------------------------------------------------------
 // The directory
 // ---------------------------------------------------------------------------------------
@@ -640,11 +744,15 @@ fn bad_names_are_refused_before_any_system_call() {
         "n".repeat(254 - std::process::id().to_string().len())
     );
     assert_eq!(name.len(), 256);
+    let _cleanup = Cleanup(&name);
     let heap = Heap::create(&name, 4096).unwrap();
     assert!(Heap::open(&name).is_ok());
     drop(heap);
+    assert!(!exists(&name));
     let dots = unique("sct.a..b");
+    let _cleanup_dots = Cleanup(&dots);
     Heap::create(&dots, 4096).unwrap();
+    assert!(!exists(&dots));
 }
 
 #[test]
@@ -749,6 +857,123 @@ fn foreign_truncated_and_empty_segments() {
         Heap::create(&name, 4096),
         Err(Error::AlreadyExists)
     ));
+}
+
+/// Makes a FIFO at `/dev/shm/<name>`, as any local user may.
+fn mkfifo(name: &str) {
+    let c = CString::new(path(name)).unwrap();
+    // SAFETY: `c` is a NUL-terminated path; mkfifo reads nothing else.
+    let rc = unsafe { libc::mkfifo(c.as_ptr(), 0o600) };
+    assert_eq!(rc, 0, "mkfifo: {}", std::io::Error::last_os_error());
+}
+
+#[test]
+fn a_fifo_in_place_of_the_name_blocks_neither_drop_nor_open() {
+    let name = unique("sct-fifo");
+    let _cleanup = Cleanup(&name); // `shm_unlink` removes a FIFO too
+                                   // Run where a hang can be ended: a forked child, killed if it takes far too long.
+    let child = Process::spawn({
+        let name = name.clone();
+        move || {
+            let heap = Heap::create(&name, 4096).unwrap();
+            Heap::unlink(&name).unwrap();
+            mkfifo(&name);
+            // The creator's last handle opens the name to compare identities: a FIFO
+            // opened read-only would block until a writer came.
+            drop(heap);
+            assert!(exists(&name), "someone else's FIFO is left alone");
+            assert!(matches!(Heap::open(&name), Err(Error::InvalidHeap)));
+            assert!(matches!(
+                Heap::create(&name, 4096),
+                Err(Error::AlreadyExists)
+            ));
+        }
+    })
+    .unwrap();
+    let pid = child.pid() as libc::pid_t;
+    let mut child = KillProcessOnDrop(Some(child));
+    // A bound for a hang, not a timing assertion: the child takes milliseconds.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let mut status = 0;
+        // SAFETY: `pid` is our unreaped child; `status` is a valid out-pointer.
+        let rc = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if rc == pid {
+            child.0 = None; // reaped
+            assert!(
+                libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+                "the child failed: status {status:#x}"
+            );
+            break;
+        }
+        assert_eq!(rc, 0, "waitpid: {}", std::io::Error::last_os_error());
+        if Instant::now() > deadline {
+            let status = child.kill_and_join();
+            panic!("the child hung on the FIFO: {status:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Opened here too (inline: with the fix it returns at once).
+    assert!(matches!(Heap::open(&name), Err(Error::InvalidHeap)));
+}
+
+/// Removes a path made by a test, whatever it is.
+struct RemovePath(String);
+
+impl Drop for RemovePath {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir(&self.0);
+        let _ = fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn a_directory_or_a_symbolic_link_is_not_a_heap() {
+    let dir = unique("sct-dir");
+    let _rm_dir = RemovePath(path(&dir));
+    fs::create_dir(path(&dir)).unwrap();
+    let r = Heap::open(&dir);
+    assert!(matches!(r, Err(Error::InvalidHeap)), "{r:?}");
+
+    // A link to a real heap: `shm_open` does not follow it.
+    let target = unique("sct-target");
+    let _cleanup = Cleanup(&target);
+    let _heap = Heap::create(&target, 4096).unwrap();
+    let link = unique("sct-link");
+    let _rm_link = RemovePath(path(&link));
+    std::os::unix::fs::symlink(path(&target), path(&link)).unwrap();
+    assert!(matches!(Heap::open(&link), Err(Error::InvalidHeap)));
+}
+
+#[test]
+fn a_sparse_segment_with_a_valid_header_is_invalid() {
+    // A real heap's bytes: a valid header, an empty directory.
+    let name = unique("sct-model");
+    let _cleanup = Cleanup(&name);
+    let heap = Heap::create(&name, 1 << 16).unwrap();
+    let bytes = fs::read(path(&name)).unwrap();
+    drop(heap);
+
+    // Copied in full, they are a heap …
+    let full = unique("sct-full");
+    let _cleanup_full = Cleanup(&full);
+    foreign_segment(&full, &bytes);
+    assert!(Heap::open(&full).is_ok());
+
+    // … but not with holes: the header alone written into a file of the same size,
+    // whose other pages a write would first have to find room for in `/dev/shm`.
+    let sparse = unique("sct-sparse");
+    let _cleanup_sparse = Cleanup(&sparse);
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path(&sparse))
+        .unwrap();
+    f.set_len(bytes.len() as u64).unwrap();
+    f.write_all_at(&bytes[..128], 0).unwrap();
+    let meta = f.metadata().unwrap();
+    assert!(meta.blocks() * 512 < meta.len(), "the file is sparse");
+    assert!(matches!(Heap::open(&sparse), Err(Error::InvalidHeap)));
 }
 
 // ---------------------------------------------------------------------------------------

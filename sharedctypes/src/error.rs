@@ -63,7 +63,10 @@ pub enum Error {
     /// or corrupted.
     InvalidHeap,
     /// A published object's layout or kind differs from the one asked for; the message
-    /// says what differs.
+    /// says what differs. Also the error of [`Heap::publish`](crate::Heap::publish) (and
+    /// [`lookup`](crate::Heap::lookup)) for a type whose layout a heap's directory cannot
+    /// describe (too large, nested too deeply, or with a name it cannot store); the
+    /// message then says why.
     LayoutMismatch(String),
     /// A handle used with a heap it does not belong to.
     WrongHeap,
@@ -82,6 +85,10 @@ pub enum Error {
         source: io::Error,
     },
 }
+
+/// Part of every [`Error::LayoutMismatch`] message about a type whose layout a heap's
+/// directory cannot describe.
+pub(crate) const UNDESCRIBABLE: &str = "cannot be described in a heap's directory";
 
 /// `Result<T, sharedctypes::Error>`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -163,6 +170,10 @@ impl fmt::Display for Error {
                  it is truncated or corrupted; check the name, or unlink it and create it \
                  again",
             ),
+            // Rebuilding would not help a type the directory cannot describe at all.
+            Error::LayoutMismatch(what) if what.contains(UNDESCRIBABLE) => {
+                write!(f, "layout too large: {what}")
+            }
             Error::LayoutMismatch(what) => write!(
                 f,
                 "layout mismatch: {what}; rebuild both programs with the same type \

@@ -89,13 +89,18 @@ pub struct Heap {
 }
 
 pub(crate) struct HeapInner {
+    /// Declared before `_map` on purpose: fields drop in declaration order, so a
+    /// creator's `NamedState::drop` compares the name's device and inode with ours, and
+    /// unlinks it, while this process still maps the segment. Mapped, our segment cannot
+    /// be freed, so its inode number cannot be reused by a segment someone else created
+    /// under the same name meanwhile (which the comparison would then take for ours).
+    pub(crate) named: Option<NamedState>,
     /// The mapping, held for its `Drop`: unmapped when the last handle in this process
     /// is dropped. Accessed only through `base`.
     _map: MmapRaw,
     base: NonNull<u8>,
     len: usize,
     id: FileId,
-    pub(crate) named: Option<NamedState>,
 }
 
 // SAFETY: the mapping is shared memory accessed only through atomics (`Shared<T>` and the
@@ -149,11 +154,11 @@ impl Heap {
         let base = NonNull::new(map.as_mut_ptr()).expect("mmap never returns null");
         Heap {
             inner: Arc::new(HeapInner {
+                named,
                 _map: map,
                 base,
                 len,
                 id,
-                named,
             }),
         }
     }
@@ -162,11 +167,33 @@ impl Heap {
         self.inner.base.as_ptr().cast()
     }
 
-    /// The header's atomics.
+    /// The header's atomics. Its other fields are not read through this reference:
+    /// see [`Heap::header_creator_pid`].
     pub(crate) fn header(&self) -> &Header {
         // SAFETY: the mapping starts with a `Header` (page-aligned, HEADER_SIZE bytes) that
-        // lives as long as `self`; after creation only its atomics are written.
+        // lives as long as `self`. After creation this crate writes only its atomics, in
+        // every process. A process that does not cooperate (of the same user: a named
+        // heap is mode 0600) could also overwrite the plain fields, which this crate never
+        // reads through the reference: `check_header` reads them from the file before
+        // mapping, and `header_creator_pid` reads `creator_pid` with a volatile read.
+        // Whatever is written, every field is valid for every bit pattern.
         unsafe { &*self.header_ptr() }
+    }
+
+    /// The header's `creator_pid`, read fresh from shared memory (a plain field, which
+    /// an uncooperative process could change at any time).
+    pub(crate) fn header_creator_pid(&self) -> u32 {
+        let at = std::mem::offset_of!(Header, creator_pid);
+        let ptr = self
+            .header_ptr()
+            .cast::<u8>()
+            .wrapping_add(at)
+            .cast::<u32>();
+        // SAFETY: `ptr` is the `creator_pid` field of the header at the start of the
+        // mapping, in bounds and aligned for a `u32`; the mapping lives as long as `self`;
+        // every bit pattern is a valid `u32`, and a volatile read assumes nothing about
+        // concurrent writers.
+        unsafe { ptr.read_volatile() }
     }
 
     /// Bytes available for objects in all (the header excluded).

@@ -183,11 +183,7 @@ impl TypeLayout {
 
     /// A short name: `f64`, `[f64; 3]`, `Point`.
     pub fn short_name(&self) -> String {
-        match self.kind {
-            LayoutKind::Primitive(p) => p.name().to_owned(),
-            LayoutKind::Array { elem, len } => format!("[{}; {len}]", elem.short_name()),
-            LayoutKind::Struct { name, .. } => name.to_owned(),
-        }
+        short_name(self)
     }
 
     /// Describes every difference between `self` (what is stored in the heap) and
@@ -211,8 +207,14 @@ impl TypeLayout {
     ///     ["field `y`: f64 at offset 8 in the heap, f32 at offset 8 here"]
     /// );
     /// ```
+    ///
+    /// The work is bounded, whatever the types: at most 32 differences are listed (a
+    /// last clause then says more were found), and a layout larger than a heap's
+    /// directory can describe (a struct with two fields of a struct with two fields
+    /// of … describes each field separately: twice as much per level) is compared only
+    /// that far, a last clause saying the rest was not compared.
     pub fn differences(&self, here: &TypeLayout) -> Vec<String> {
-        OwnedLayout::from(self).differences(&OwnedLayout::from(here))
+        diff(self, here)
     }
 }
 
@@ -247,144 +249,404 @@ pub(crate) struct OwnedField {
     pub layout: OwnedLayout,
 }
 
-impl From<&TypeLayout> for OwnedLayout {
-    fn from(l: &TypeLayout) -> OwnedLayout {
-        let kind = match l.kind {
-            LayoutKind::Primitive(p) => OwnedKind::Primitive(p),
-            LayoutKind::Array { elem, len } => OwnedKind::Array {
-                elem: Box::new(OwnedLayout::from(elem)),
-                len,
-            },
-            LayoutKind::Struct { name, fields } => OwnedKind::Struct {
-                name: name.to_owned(),
-                fields: fields
-                    .iter()
-                    .map(|f| OwnedField {
-                        name: f.name.to_owned(),
-                        offset: f.offset,
-                        layout: OwnedLayout::from(f.layout),
-                    })
-                    .collect(),
-            },
-        };
-        OwnedLayout {
-            size: l.size,
-            align: l.align,
-            kind,
-        }
+impl TryFrom<&TypeLayout> for OwnedLayout {
+    type Error = codec::TooBig;
+
+    /// Copies `l`, refusing what [`codec::encode`] would refuse: nesting deeper than
+    /// [`codec::MAX_DEPTH`], a name the decoder refuses, or an encoding longer than
+    /// [`codec::MAX_ENCODED_LEN`] bytes.
+    ///
+    /// A `TypeLayout` is a DAG: `struct A { a: B, b: B }` refers to `B`'s layout twice,
+    /// so `n` such levels make a tree of `2^n` leaves. The copy is a tree, so it charges
+    /// every node against the encoding's byte budget *before* copying it, and stops at
+    /// once when the budget runs out: at most `MAX_ENCODED_LEN / 18` nodes are copied,
+    /// however large the tree.
+    fn try_from(l: &TypeLayout) -> Result<OwnedLayout, codec::TooBig> {
+        let mut budget = codec::MAX_ENCODED_LEN;
+        owned(l, 0, &mut budget)
     }
+}
+
+fn owned(l: &TypeLayout, depth: usize, budget: &mut usize) -> Result<OwnedLayout, codec::TooBig> {
+    if depth >= codec::MAX_DEPTH {
+        return Err(codec::TooBig::Depth);
+    }
+    charge(budget, codec::NODE_LEN)?;
+    let kind = match l.kind {
+        LayoutKind::Primitive(p) => {
+            charge(budget, 1)?;
+            OwnedKind::Primitive(p)
+        }
+        LayoutKind::Array { elem, len } => {
+            charge(budget, 8)?;
+            OwnedKind::Array {
+                elem: Box::new(owned(elem, depth + 1, budget)?),
+                len,
+            }
+        }
+        LayoutKind::Struct { name, fields } => {
+            charge(budget, codec::string_len(name)? + 4)?;
+            let mut owned_fields = Vec::new();
+            for f in fields {
+                charge(budget, codec::string_len(f.name)? + 8)?;
+                owned_fields.push(OwnedField {
+                    name: f.name.to_owned(),
+                    offset: f.offset,
+                    layout: owned(f.layout, depth + 1, budget)?,
+                });
+            }
+            OwnedKind::Struct {
+                name: name.to_owned(),
+                fields: owned_fields,
+            }
+        }
+    };
+    Ok(OwnedLayout {
+        size: l.size,
+        align: l.align,
+        kind,
+    })
+}
+
+/// Takes `n` bytes from the encoding's budget.
+fn charge(budget: &mut usize, n: usize) -> Result<(), codec::TooBig> {
+    *budget = budget.checked_sub(n).ok_or(codec::TooBig::Size)?;
+    Ok(())
 }
 
 impl OwnedLayout {
     /// A short name: `f64`, `[f64; 3]`, `Point`.
     pub(crate) fn short_name(&self) -> String {
-        match &self.kind {
-            OwnedKind::Primitive(p) => p.name().to_owned(),
-            OwnedKind::Array { elem, len } => format!("[{}; {len}]", elem.short_name()),
-            OwnedKind::Struct { name, .. } => name.clone(),
-        }
+        short_name(self)
     }
 
     /// See [`TypeLayout::differences`].
     pub(crate) fn differences(&self, here: &OwnedLayout) -> Vec<String> {
-        let mut out = Vec::new();
-        diff(self, here, "", &mut out);
-        out
+        diff(self, here)
     }
 }
 
-fn diff(heap: &OwnedLayout, here: &OwnedLayout, path: &str, out: &mut Vec<String>) {
-    let what = |s: &str| {
-        if path.is_empty() {
-            s.to_owned()
-        } else {
-            format!("field `{path}`: {s}")
+/// Read access to a layout, static ([`TypeLayout`]) or owned ([`OwnedLayout`]), for
+/// [`diff`] and [`short_name`].
+trait Tree: Sized + 'static {
+    type Field: TreeField<Tree = Self>;
+    fn size(&self) -> usize;
+    fn align(&self) -> usize;
+    fn view(&self) -> View<'_, Self>;
+}
+
+trait TreeField {
+    type Tree;
+    fn name(&self) -> &str;
+    fn offset(&self) -> usize;
+    fn layout(&self) -> &Self::Tree;
+}
+
+enum View<'a, T: Tree> {
+    Primitive(Primitive),
+    Array {
+        elem: &'a T,
+        len: usize,
+    },
+    Struct {
+        name: &'a str,
+        fields: &'a [T::Field],
+    },
+}
+
+impl Tree for TypeLayout {
+    type Field = FieldLayout;
+
+    fn size(&self) -> usize {
+        self.size
+    }
+
+    fn align(&self) -> usize {
+        self.align
+    }
+
+    fn view(&self) -> View<'_, Self> {
+        match self.kind {
+            LayoutKind::Primitive(p) => View::Primitive(p),
+            LayoutKind::Array { elem, len } => View::Array { elem, len },
+            LayoutKind::Struct { name, fields } => View::Struct { name, fields },
         }
+    }
+}
+
+impl TreeField for FieldLayout {
+    type Tree = TypeLayout;
+
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn offset(&self) -> usize {
+        self.offset
+    }
+
+    fn layout(&self) -> &TypeLayout {
+        self.layout
+    }
+}
+
+impl Tree for OwnedLayout {
+    type Field = OwnedField;
+
+    fn size(&self) -> usize {
+        self.size
+    }
+
+    fn align(&self) -> usize {
+        self.align
+    }
+
+    fn view(&self) -> View<'_, Self> {
+        match &self.kind {
+            OwnedKind::Primitive(p) => View::Primitive(*p),
+            OwnedKind::Array { elem, len } => View::Array { elem, len: *len },
+            OwnedKind::Struct { name, fields } => View::Struct { name, fields },
+        }
+    }
+}
+
+impl TreeField for OwnedField {
+    type Tree = OwnedLayout;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn offset(&self) -> usize {
+        self.offset
+    }
+
+    fn layout(&self) -> &OwnedLayout {
+        &self.layout
+    }
+}
+
+/// `f64`, `[f64; 3]`, `Point`: linear in the nesting of arrays.
+fn short_name<T: Tree>(l: &T) -> String {
+    match l.view() {
+        View::Primitive(p) => p.name().to_owned(),
+        View::Array { elem, len } => format!("[{}; {len}]", short_name(elem)),
+        View::Struct { name, .. } => name.to_owned(),
+    }
+}
+
+/// `short_name(a) == short_name(b)`, without building the names.
+fn same_short_name<T: Tree>(a: &T, b: &T) -> bool {
+    match (a.view(), b.view()) {
+        (View::Primitive(x), View::Primitive(y)) => x == y,
+        (View::Array { elem: x, len: lx }, View::Array { elem: y, len: ly }) => {
+            lx == ly && same_short_name(x, y)
+        }
+        (View::Struct { name: x, .. }, View::Struct { name: y, .. }) => x == y,
+        _ => false,
+    }
+}
+
+/// Most differences [`diff`] lists.
+const MAX_CLAUSES: usize = 32;
+/// Most node pairs and fields [`diff`] visits: more than two layouts of at most
+/// [`codec::MAX_ENCODED_LEN`] encoded bytes each can hold (a node takes at least 18
+/// bytes, a field at least 29), so layouts read from a heap are always compared in full.
+const MAX_STEPS: usize = codec::MAX_ENCODED_LEN / 9;
+
+/// One step of the path to a difference: a field, or an array's element (`[]`).
+enum Step<'a> {
+    Field(&'a str),
+    Elem,
+}
+
+/// Compares two layouts in bounded time and memory (see [`TypeLayout::differences`]).
+fn diff<T: Tree>(heap: &T, here: &T) -> Vec<String> {
+    let mut d = Differ {
+        out: Vec::new(),
+        path: Vec::new(),
+        steps: MAX_STEPS,
+        stopped: false,
     };
-    match (&heap.kind, &here.kind) {
-        (OwnedKind::Primitive(a), OwnedKind::Primitive(b)) if a == b => {}
-        (OwnedKind::Array { elem: a, len: la }, OwnedKind::Array { elem: b, len: lb })
-            if la == lb =>
-        {
-            diff(a, b, &format!("{path}[]"), out)
+    d.node(heap, here);
+    d.out
+}
+
+struct Differ<'a> {
+    out: Vec<String>,
+    /// Where the nodes being compared are, formatted only for a difference found.
+    path: Vec<Step<'a>>,
+    steps: usize,
+    /// Set once the budget or the list is full: nothing more is compared.
+    stopped: bool,
+}
+
+impl<'a> Differ<'a> {
+    /// Takes a step from the budget; false (and a last clause saying so) when it is
+    /// spent, or when comparing has stopped already.
+    fn step(&mut self) -> bool {
+        if self.stopped {
+            return false;
         }
-        (
-            OwnedKind::Struct {
-                name: na,
-                fields: fa,
-            },
-            OwnedKind::Struct {
-                name: nb,
-                fields: fb,
-            },
-        ) => {
-            if na != nb {
-                out.push(what(&format!(
-                    "struct `{na}` in the heap, struct `{nb}` here"
-                )));
+        if self.steps == 0 {
+            self.stopped = true;
+            self.out.push(
+                "… (the layouts are too large to compare in full; the rest was not compared)"
+                    .to_owned(),
+            );
+            return false;
+        }
+        self.steps -= 1;
+        true
+    }
+
+    fn push(&mut self, clause: String) {
+        if self.stopped {
+            return;
+        }
+        if self.out.len() == MAX_CLAUSES {
+            self.stopped = true;
+            self.out.push("… (more differences not listed)".to_owned());
+        } else {
+            self.out.push(clause);
+        }
+    }
+
+    /// The path, with `field` appended if given: `x`, `to.y`, `[][]`, `[].b`.
+    fn path(&self, field: Option<&str>) -> String {
+        let mut s = String::new();
+        let add_field = |s: &mut String, name: &str| {
+            if !s.is_empty() {
+                s.push('.');
             }
-            if heap.size != here.size || heap.align != here.align {
-                out.push(what(&format!(
-                    "size {} align {} in the heap, size {} align {} here",
-                    heap.size, heap.align, here.size, here.align
-                )));
+            s.push_str(name);
+        };
+        for step in &self.path {
+            match step {
+                Step::Field(name) => add_field(&mut s, name),
+                Step::Elem => s.push_str("[]"),
             }
-            let join = |f: &OwnedField| {
-                if path.is_empty() {
-                    f.name.clone()
-                } else {
-                    format!("{path}.{}", f.name)
+        }
+        if let Some(name) = field {
+            add_field(&mut s, name);
+        }
+        s
+    }
+
+    /// A difference at the current path.
+    fn here(&mut self, what: String) {
+        let clause = if self.path.is_empty() {
+            what
+        } else {
+            format!("field `{}`: {what}", self.path(None))
+        };
+        self.push(clause);
+    }
+
+    fn node<T: Tree>(&mut self, heap: &'a T, here: &'a T) {
+        // The same node (a layout compared with itself) has no differences.
+        if std::ptr::eq(heap, here) || !self.step() {
+            return;
+        }
+        match (heap.view(), here.view()) {
+            (View::Primitive(a), View::Primitive(b)) if a == b => {}
+            (View::Array { elem: a, len: la }, View::Array { elem: b, len: lb }) if la == lb => {
+                self.path.push(Step::Elem);
+                self.node(a, b);
+                self.path.pop();
+            }
+            (
+                View::Struct {
+                    name: na,
+                    fields: fa,
+                },
+                View::Struct {
+                    name: nb,
+                    fields: fb,
+                },
+            ) => {
+                if na != nb {
+                    self.here(format!("struct `{na}` in the heap, struct `{nb}` here"));
                 }
-            };
-            for (i, a) in fa.iter().enumerate() {
-                match fb.get(i) {
-                    Some(b) if a.name == b.name => {
-                        if a.offset != b.offset
-                            || a.layout.short_name() != b.layout.short_name()
-                        {
-                            out.push(format!(
-                                "field `{}`: {} at offset {} in the heap, {} at offset {} here",
-                                join(a),
-                                a.layout.short_name(),
-                                a.offset,
-                                b.layout.short_name(),
-                                b.offset
-                            ));
-                        } else {
-                            diff(&a.layout, &b.layout, &join(a), out);
-                        }
+                if heap.size() != here.size() || heap.align() != here.align() {
+                    self.here(format!(
+                        "size {} align {} in the heap, size {} align {} here",
+                        heap.size(),
+                        heap.align(),
+                        here.size(),
+                        here.align()
+                    ));
+                }
+                self.fields::<T>(fa, fb);
+            }
+            _ => self.here(format!(
+                "{} in the heap, {} here",
+                short_name(heap),
+                short_name(here)
+            )),
+        }
+    }
+
+    fn fields<T: Tree>(&mut self, fa: &'a [T::Field], fb: &'a [T::Field]) {
+        for (i, a) in fa.iter().enumerate() {
+            if !self.step() {
+                return;
+            }
+            let (an, al) = (a.name(), a.layout());
+            match fb.get(i) {
+                Some(b) if an == b.name() => {
+                    let bl = b.layout();
+                    if a.offset() != b.offset() || !same_short_name(al, bl) {
+                        let clause = format!(
+                            "field `{}`: {} at offset {} in the heap, {} at offset {} here",
+                            self.path(Some(an)),
+                            short_name(al),
+                            a.offset(),
+                            short_name(bl),
+                            b.offset()
+                        );
+                        self.push(clause);
+                    } else {
+                        self.path.push(Step::Field(an));
+                        self.node(al, bl);
+                        self.path.pop();
                     }
-                    Some(b) => out.push(format!(
+                }
+                Some(b) => {
+                    let clause = format!(
                         "field {i}: `{}` ({} at offset {}) in the heap, `{}` ({} at offset {}) here",
-                        join(a),
-                        a.layout.short_name(),
-                        a.offset,
-                        join(b),
-                        b.layout.short_name(),
-                        b.offset
-                    )),
-                    None => out.push(format!(
+                        self.path(Some(an)),
+                        short_name(al),
+                        a.offset(),
+                        self.path(Some(b.name())),
+                        short_name(b.layout()),
+                        b.offset()
+                    );
+                    self.push(clause);
+                }
+                None => {
+                    let clause = format!(
                         "field `{}`: {} at offset {} in the heap, missing here",
-                        join(a),
-                        a.layout.short_name(),
-                        a.offset
-                    )),
+                        self.path(Some(an)),
+                        short_name(al),
+                        a.offset()
+                    );
+                    self.push(clause);
                 }
             }
-            for b in fb.iter().skip(fa.len()) {
-                out.push(format!(
-                    "field `{}`: missing in the heap, {} at offset {} here",
-                    join(b),
-                    b.layout.short_name(),
-                    b.offset
-                ));
-            }
         }
-        _ => out.push(what(&format!(
-            "{} in the heap, {} here",
-            heap.short_name(),
-            here.short_name()
-        ))),
+        for b in fb.iter().skip(fa.len()) {
+            if !self.step() {
+                return;
+            }
+            let clause = format!(
+                "field `{}`: missing in the heap, {} at offset {} here",
+                self.path(Some(b.name())),
+                short_name(b.layout()),
+                b.offset()
+            );
+            self.push(clause);
+        }
     }
 }
 
@@ -436,14 +698,15 @@ impl fmt::Display for OwnedLayout {
 ///   tag 1 (array):     len:u64 node            the element
 ///   tag 2 (struct):    name:str count:u32 field*
 /// field  := name:str offset:u64 node
-/// str    := len:u16 UTF-8 bytes
+/// str    := len:u16 UTF-8 bytes                 a name: 1..=255 bytes, letters, digits, `_`
 /// ```
 ///
 /// The bytes come from another process and may be garbage: [`decode`] checks every
 /// length against the bytes that remain, nests at most [`MAX_DEPTH`] levels, refuses
-/// more than [`MAX_ENCODED_LEN`] bytes and trailing bytes, and never allocates more
-/// than the input's size. [`encode`] refuses what `decode` would refuse, so whatever is
-/// published can be read back.
+/// more than [`MAX_ENCODED_LEN`] bytes and trailing bytes, refuses names that are not
+/// [`valid_name`]s (so no NULs, escape codes or 64 KiB names reach a message), and never
+/// allocates more than the input's size. [`encode`] refuses what `decode` would refuse,
+/// so whatever is published can be read back.
 pub(crate) mod codec {
     use super::{OwnedField, OwnedKind, OwnedLayout, Primitive};
 
@@ -451,6 +714,10 @@ pub(crate) mod codec {
     pub(crate) const MAX_DEPTH: usize = 64;
     /// Largest encoded layout stored.
     pub(crate) const MAX_ENCODED_LEN: usize = 1 << 20;
+    /// Longest struct or field name stored, in bytes.
+    pub(crate) const MAX_NAME_LEN: usize = 255;
+    /// A node's fixed part: tag, size and alignment.
+    pub(crate) const NODE_LEN: usize = 1 + 8 + 8;
 
     const PRIMITIVE: u8 = 0;
     const ARRAY: u8 = 1;
@@ -461,8 +728,25 @@ pub(crate) mod codec {
     pub(crate) enum TooBig {
         /// More than [`MAX_DEPTH`] levels of arrays and structs.
         Depth,
-        /// More than [`MAX_ENCODED_LEN`] bytes, or a name longer than 65535 bytes.
+        /// More than [`MAX_ENCODED_LEN`] bytes.
         Size,
+        /// A struct or field name that is not a [`valid_name`].
+        Name,
+    }
+
+    /// A name as stored: 1 to [`MAX_NAME_LEN`] bytes of letters, digits and `_` (Rust
+    /// identifiers, without `r#`, and tuple field numbers).
+    pub(crate) fn valid_name(s: &str) -> bool {
+        (1..=MAX_NAME_LEN).contains(&s.len()) && s.chars().all(|c| c == '_' || c.is_alphanumeric())
+    }
+
+    /// Bytes `s` takes encoded, if it is a valid name.
+    pub(crate) fn string_len(s: &str) -> Result<usize, TooBig> {
+        if valid_name(s) {
+            Ok(2 + s.len())
+        } else {
+            Err(TooBig::Name)
+        }
     }
 
     /// Serializes `layout`.
@@ -514,7 +798,8 @@ pub(crate) mod codec {
     }
 
     fn string(s: &str, out: &mut Vec<u8>) -> Result<(), TooBig> {
-        let len = u16::try_from(s.len()).map_err(|_| TooBig::Size)?;
+        string_len(s)?;
+        let len = u16::try_from(s.len()).map_err(|_| TooBig::Name)?;
         out.extend_from_slice(&len.to_le_bytes());
         out.extend_from_slice(s.as_bytes());
         Ok(())
@@ -557,12 +842,13 @@ pub(crate) mod codec {
 
         fn string(&mut self) -> Option<String> {
             let len = usize::from(self.take().map(u16::from_le_bytes)?);
-            if len > self.bytes.len() {
+            if len > MAX_NAME_LEN || len > self.bytes.len() {
                 return None;
             }
             let (s, rest) = self.bytes.split_at(len);
             self.bytes = rest;
-            String::from_utf8(s.to_vec()).ok()
+            let s = std::str::from_utf8(s).ok()?;
+            valid_name(s).then(|| s.to_owned())
         }
 
         fn node(&mut self, depth: usize) -> Option<OwnedLayout> {
@@ -610,9 +896,13 @@ pub(crate) mod codec {
 
 #[cfg(test)]
 mod tests {
-    use super::codec::{decode, encode, TooBig, MAX_DEPTH};
+    use super::codec::{decode, encode, TooBig, MAX_DEPTH, MAX_ENCODED_LEN, MAX_NAME_LEN};
     use super::*;
     use crate::SharedType;
+
+    fn owned_layout(l: &TypeLayout) -> OwnedLayout {
+        OwnedLayout::try_from(l).unwrap()
+    }
 
     #[derive(Clone, Copy, crate::SharedStruct)]
     #[repr(C)]
@@ -635,12 +925,12 @@ mod tests {
 
     fn samples() -> Vec<OwnedLayout> {
         vec![
-            OwnedLayout::from(&u8::LAYOUT),
-            OwnedLayout::from(&<[f32; 7]>::LAYOUT),
-            OwnedLayout::from(&Inner::LAYOUT),
-            OwnedLayout::from(&Tuple::LAYOUT),
-            OwnedLayout::from(&<[[Inner; 2]; 3]>::LAYOUT),
-            OwnedLayout::from(&Outer::LAYOUT),
+            owned_layout(&u8::LAYOUT),
+            owned_layout(&<[f32; 7]>::LAYOUT),
+            owned_layout(&Inner::LAYOUT),
+            owned_layout(&Tuple::LAYOUT),
+            owned_layout(&<[[Inner; 2]; 3]>::LAYOUT),
+            owned_layout(&Outer::LAYOUT),
         ]
     }
 
@@ -651,7 +941,7 @@ mod tests {
             assert_eq!(decode(&bytes), Some(l));
         }
         for p in Primitive::ALL {
-            let l = OwnedLayout::from(&TypeLayout::primitive(p));
+            let l = owned_layout(&TypeLayout::primitive(p));
             assert_eq!(decode(&encode(&l).unwrap()), Some(l));
         }
     }
@@ -703,7 +993,7 @@ mod tests {
 
     #[test]
     fn nesting_is_bounded_both_ways() {
-        let mut l = OwnedLayout::from(&u8::LAYOUT);
+        let mut l = owned_layout(&u8::LAYOUT);
         for _ in 0..MAX_DEPTH - 1 {
             l = OwnedLayout {
                 size: 1,
@@ -742,7 +1032,7 @@ mod tests {
 
     #[test]
     fn owned_differences_match_the_static_ones() {
-        let a = OwnedLayout::from(&Inner::LAYOUT);
+        let a = owned_layout(&Inner::LAYOUT);
         assert!(a.differences(&a).is_empty());
         assert_eq!(
             Inner::LAYOUT.differences(&Tuple::LAYOUT)[0],
@@ -750,5 +1040,139 @@ mod tests {
         );
         assert_eq!(a.to_string(), Inner::LAYOUT.to_string());
         assert_eq!(a.short_name(), "Inner");
+    }
+
+    /// A struct node with one `u8` field, with the names given.
+    fn named(name: &str, field: &str) -> OwnedLayout {
+        OwnedLayout {
+            size: 1,
+            align: 1,
+            kind: OwnedKind::Struct {
+                name: name.to_owned(),
+                fields: vec![OwnedField {
+                    name: field.to_owned(),
+                    offset: 0,
+                    layout: owned_layout(&u8::LAYOUT),
+                }],
+            },
+        }
+    }
+
+    /// The encoding of `named(name, "x")`, with the name written as raw bytes.
+    fn encoded_with_name(name: &[u8]) -> Vec<u8> {
+        let mut b = vec![STRUCT_TAG];
+        b.extend_from_slice(&1u64.to_le_bytes());
+        b.extend_from_slice(&1u64.to_le_bytes());
+        b.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        b.extend_from_slice(name);
+        b.extend_from_slice(&1u32.to_le_bytes());
+        b.extend_from_slice(&1u16.to_le_bytes());
+        b.push(b'x');
+        b.extend_from_slice(&0u64.to_le_bytes());
+        b.extend_from_slice(&encode(&owned_layout(&u8::LAYOUT)).unwrap());
+        b
+    }
+
+    #[test]
+    fn names_are_checked_both_ways() {
+        let longest = "n".repeat(MAX_NAME_LEN);
+        for good in ["P", "_", "0", "Café", longest.as_str()] {
+            let l = named(good, good);
+            assert_eq!(decode(&encode(&l).unwrap()), Some(l), "{good:?}");
+            assert!(
+                decode(&encoded_with_name(good.as_bytes())).is_some(),
+                "{good:?}"
+            );
+        }
+        let too_long = "n".repeat(MAX_NAME_LEN + 1);
+        let huge = "n".repeat(65_535);
+        for bad in ["", "a\0b", "\u{1b}[31mred", "a b", "a.b", &too_long, &huge] {
+            assert_eq!(encode(&named(bad, "x")), Err(TooBig::Name), "{bad:?}");
+            assert_eq!(encode(&named("P", bad)), Err(TooBig::Name), "{bad:?}");
+            assert_eq!(decode(&encoded_with_name(bad.as_bytes())), None, "{bad:?}");
+        }
+        // The byte layout of `encoded_with_name` is the encoder's.
+        assert_eq!(encoded_with_name(b"P"), encode(&named("P", "x")).unwrap());
+    }
+
+    /// `A0 { a: u8, b: u8 }`, `A1 { a: A0, b: A0 }`, …: each level doubles the tree that
+    /// the layout describes, while the `TypeLayout` DAG grows by one node.
+    macro_rules! doubling {
+        ($leaf:ty; $($name:ident)*) => { doubling!(@ $leaf; $($name)*); };
+        (@ $prev:ty; $name:ident $($rest:ident)*) => {
+            #[derive(Clone, Copy, crate::SharedStruct)]
+            #[repr(C)]
+            pub struct $name {
+                pub a: $prev,
+                pub b: $prev,
+            }
+            doubling!(@ $name; $($rest)*);
+        };
+        (@ $prev:ty;) => {};
+    }
+
+    mod a {
+        doubling!(u8; A0 A1 A2 A3 A4 A5 A6 A7 A8 A9 A10 A11 A12 A13 A14 A15 A16 A17 A18 A19 A20);
+    }
+
+    mod b {
+        doubling!(i8; A0 A1 A2 A3 A4 A5 A6 A7 A8 A9 A10 A11 A12 A13 A14 A15 A16 A17 A18 A19 A20);
+    }
+
+    /// A copy of a `doubling!` layout in new memory: equal trees, other `TypeLayout`s
+    /// (identical constants may be merged, so a second `doubling!` could share them).
+    fn copy_doubling(l: &'static TypeLayout) -> &'static TypeLayout {
+        match l.kind {
+            LayoutKind::Struct { name, fields } => {
+                // Both fields have one type.
+                let inner = copy_doubling(fields[0].layout);
+                let fields: Vec<FieldLayout> = fields
+                    .iter()
+                    .map(|f| FieldLayout {
+                        layout: inner,
+                        ..*f
+                    })
+                    .collect();
+                let copy = TypeLayout::structure(name, l.size, l.align, fields.leak());
+                Box::leak(Box::new(copy))
+            }
+            _ => l,
+        }
+    }
+
+    #[test]
+    fn a_doubling_dag_is_refused_within_the_budget() {
+        // 2^21 leaves of 18 encoded bytes each would be 36 MiB: refused, having copied
+        // at most the budget's worth.
+        assert_eq!(OwnedLayout::try_from(&a::A20::LAYOUT), Err(TooBig::Size));
+        // Small levels still convert, and encode within the limit.
+        let small = owned_layout(&a::A8::LAYOUT);
+        assert!(encode(&small).unwrap().len() <= MAX_ENCODED_LEN);
+    }
+
+    #[test]
+    fn differences_of_doubling_dags_are_bounded() {
+        let l = &a::A20::LAYOUT;
+        assert!(l.differences(l).is_empty());
+        // Every leaf differs: the list stops after MAX_CLAUSES, and says so.
+        let d = a::A20::LAYOUT.differences(&b::A20::LAYOUT);
+        assert_eq!(d.len(), MAX_CLAUSES + 1);
+        assert_eq!(
+            d[0],
+            "field `a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a`: u8 at offset 0 in the heap, \
+             i8 at offset 0 here"
+        );
+        assert_eq!(d[MAX_CLAUSES], "… (more differences not listed)");
+        // Equal trees of distinct DAGs: compared until the budget is spent, then the
+        // comparison stops, saying so.
+        assert_eq!(
+            a::A20::LAYOUT.differences(copy_doubling(&a::A20::LAYOUT)),
+            ["… (the layouts are too large to compare in full; the rest was not compared)"]
+        );
+        assert!(a::A8::LAYOUT
+            .differences(copy_doubling(&a::A8::LAYOUT))
+            .is_empty());
+        let d = owned_layout(&a::A12::LAYOUT).differences(&owned_layout(&b::A12::LAYOUT));
+        assert_eq!(d.len(), MAX_CLAUSES + 1);
     }
 }

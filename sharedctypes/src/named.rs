@@ -39,12 +39,18 @@
 //!   stays until the last of them unmaps it; only new `open`s fail.
 //! - [`persist`](Heap::persist) keeps the name after the creator is gone, until
 //!   [`Heap::unlink`] or a reboot.
+//! - Destructors that never run remove nothing: the name also stays (see below) when a
+//!   handle lives in a `static` or a `OnceLock`, is leaked (`std::mem::forget`,
+//!   `Box::leak`, a reference cycle), or is held by a thread still running when `main`
+//!   returns (the process ends without dropping what other threads hold).
 //!
 //! # After a crash
 //!
 //! A creator that never runs its destructors — killed, aborted, leaving through
 //! `std::process::exit`, or a [`Process`](crate::Process) child (which leaves with
-//! `_exit`) that did not drop its handles first — leaves the name behind: a *stale* heap,
+//! `_exit`) that did not drop its handles first, or one whose handle sits in a `static`,
+//! was leaked, or belongs to a thread still running at the end of `main` — leaves the
+//! name behind: a *stale* heap,
 //! holding its memory in `/dev/shm` until removed. A later `create` of that name is
 //! [`Error::AlreadyExists`]. [`Heap::creator_pid`] tells whose it was; the `heaps`
 //! example (`cargo run --example heaps`, `-- --remove` to clean up) lists the
@@ -54,19 +60,23 @@
 //!
 //! # What is checked, and what cannot be
 //!
-//! A segment's contents come from other processes. [`Heap::open`] checks the header (magic,
-//! format version, header size, the file's real size against the recorded one, the
-//! allocation cursor) *before* mapping, and then every directory entry (bounds,
-//! alignment, kind, stored layout); [`lookup`](Heap::lookup) checks the entry it uses
-//! again. A foreign, truncated or corrupted segment is an [`Error::InvalidHeap`], never a
-//! crash or an out-of-bounds access. The *values* in objects need no check: every bit
-//! pattern of a [`SharedType`] is valid.
+//! A segment's contents come from other processes. [`Heap::open`] checks that the name is
+//! a regular file (anyone may put a FIFO or a directory in `/dev/shm`; names are opened
+//! with `O_NONBLOCK`, so a FIFO never blocks), then the header (magic, format version,
+//! header size, the file's real size against the recorded one, the allocation cursor) and
+//! that the file has all its blocks (no holes, see below) *before* mapping, and then every
+//! directory entry (bounds, alignment, kind, stored layout); [`lookup`](Heap::lookup)
+//! checks the entry it uses again. A foreign, truncated, sparse or corrupted segment is an
+//! [`Error::InvalidHeap`], never a crash, a hang or an out-of-bounds access. The *values*
+//! in objects need no check: every bit pattern of a [`SharedType`] is valid.
 //!
 //! One thing cannot be checked: a process of the same user (the segment is mode `0600`)
 //! may shrink the segment *after* it was opened, with `ftruncate` on
 //! `/dev/shm/<name>`. Touching memory past the new end then raises `SIGBUS`, which kills
 //! the process; the kernel gives no way to prevent this short of a signal handler. Do not
-//! truncate heaps that are in use.
+//! truncate heaps that are in use. Punching holes in the segment (`fallocate` with
+//! `FALLOC_FL_PUNCH_HOLE`) after it was opened is the same: the first write into a hole
+//! needs a new page, and raises `SIGBUS` if `/dev/shm` is full.
 //!
 //! # The directory
 //!
@@ -93,17 +103,20 @@
 //! gets [`Error::AlreadyExists`] (its unlinked entry stays allocated, since a heap never
 //! frees). Nothing is locked, so a publisher that dies half-way leaves nothing behind but
 //! unreachable bytes. Readers load `directory` with `Acquire` and see complete entries.
-//! A walk refuses an entry out of bounds or misaligned, stops after as many entries as
-//! the allocated bytes could hold, and detects a cycle (Brent's algorithm), so even a
-//! maliciously linked directory ends in [`Error::InvalidHeap`].
+//! A walk refuses an entry out of bounds or misaligned, detects a cycle (Brent's
+//! algorithm), and keeps a byte budget: live entries are disjoint allocations, so the
+//! bytes they claim (fixed part, key and layout) add up to at most the allocated bytes;
+//! more, from entries that overlap, ends the walk. So even a maliciously linked
+//! directory ends in [`Error::InvalidHeap`], after work proportional to the heap's
+//! allocated size.
 
 use std::ffi::CString;
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, UNDESCRIBABLE};
 use crate::heap::{total_len, Header, Heap, HEADER_SIZE, MAGIC, READY, VERSION};
 use crate::layout::codec::{self, TooBig};
 use crate::layout::OwnedLayout;
@@ -177,7 +190,9 @@ impl Drop for NamedState {
         // already removed, or no longer ours to open) means there is nothing of ours left
         // to remove. Between the identity check and the unlink another process could
         // replace the name; only a process of the same user can, and it races itself.
-        if let Ok(file) = os::shm_open(&self.name, libc::O_RDONLY) {
+        // O_NONBLOCK: once our name is gone, anyone may put a FIFO there (`/dev/shm` is
+        // world-writable), and opening a FIFO read-only would block until a writer came.
+        if let Ok(file) = os::shm_open(&self.name, libc::O_RDONLY | libc::O_NONBLOCK) {
             if os::file_id(&file).ok() == Some(creator.id) {
                 let _ = os::shm_unlink(&self.name);
             }
@@ -253,9 +268,17 @@ impl Heap {
     /// ```
     pub fn open(name: &str) -> Result<Heap> {
         let cname = os::shm_name(name)?;
-        let file = os::shm_open(&cname, libc::O_RDWR).map_err(|e| match e.raw_os_error() {
+        // O_NONBLOCK: the name may be a FIFO that anyone put in `/dev/shm` (Linux opens a
+        // FIFO O_RDWR without blocking anyway; POSIX leaves it undefined). It is refused
+        // below, with everything else that is not a regular file.
+        let flags = libc::O_RDWR | libc::O_NONBLOCK;
+        let file = os::shm_open(&cname, flags).map_err(|e| match e.raw_os_error() {
             Some(libc::ENOENT) => Error::NotFound,
-            Some(libc::ENAMETOOLONG | libc::EINVAL) => Error::InvalidName,
+            Some(libc::ENAMETOOLONG) => Error::InvalidName,
+            // The name is valid (checked above), so this is no name: a directory (glibc
+            // reports EISDIR as EINVAL), a symbolic link (`shm_open` does not follow
+            // them), a socket.
+            Some(libc::EINVAL | libc::EISDIR | libc::ELOOP | libc::ENXIO) => Error::InvalidHeap,
             _ => Error::os("shm_open of a named heap", e),
         })?;
         let total = check_header(&file)?;
@@ -331,7 +354,7 @@ impl Heap {
     /// # Ok::<(), sharedctypes::Error>(())
     /// ```
     pub fn creator_pid(&self) -> Option<u32> {
-        match self.header().creator_pid {
+        match self.header_creator_pid() {
             0 => None,
             pid => Some(pid),
         }
@@ -340,10 +363,14 @@ impl Heap {
 
 /// Reads and checks a segment's header without mapping it; returns the length to map.
 fn check_header(file: &File) -> Result<usize> {
-    let size = file
+    let meta = file
         .metadata()
-        .map_err(|e| Error::os("fstat of a named heap", e))?
-        .len();
+        .map_err(|e| Error::os("fstat of a named heap", e))?;
+    if !meta.file_type().is_file() {
+        // A FIFO, a socket, a device: never a heap (and not to be read or mapped).
+        return Err(Error::InvalidHeap);
+    }
+    let size = meta.len();
     if size == 0 {
         // A creator between `shm_open` and `posix_fallocate`.
         return Err(Error::NotFound);
@@ -379,6 +406,13 @@ fn check_header(file: &File) -> Result<usize> {
         && total == size
         && (HEADER_SIZE as u64..=total).contains(&cursor);
     if !valid {
+        return Err(Error::InvalidHeap);
+    }
+    // `create` reserves every block (`posix_fallocate`) before the header turns READY.
+    // A file with holes was made otherwise: the first write into a hole would need a new
+    // page, a SIGBUS if `/dev/shm` is full. (`st_blocks` counts 512-byte units, whatever
+    // the file system's block size.)
+    if meta.blocks().saturating_mul(512) < size {
         return Err(Error::InvalidHeap);
     }
     usize::try_from(total).map_err(|_| Error::InvalidHeap)
@@ -465,7 +499,14 @@ impl Heap {
             return Err(Error::WrongHeap);
         }
         let layout = match H::__layout() {
-            Some(l) => codec::encode(&OwnedLayout::from(l)).map_err(|e| too_big(l, e))?,
+            Some(l) => OwnedLayout::try_from(l)
+                .and_then(|owned| codec::encode(&owned))
+                .map_err(|e| {
+                    Error::LayoutMismatch(format!(
+                        "{}, so it cannot be published",
+                        undescribable(l, e)
+                    ))
+                })?,
             None => Vec::new(),
         };
         let directory = &self.header().directory;
@@ -543,7 +584,15 @@ impl Heap {
         let entry = self.find(head, key_bytes)?.ok_or(Error::NotFound)?;
         let stored_kind = Kind::from_bits(entry.kind).ok_or(Error::InvalidHeap)?;
         let stored_layout = self.entry_layout(&entry, stored_kind)?;
-        let here_layout = H::__layout().map(OwnedLayout::from);
+        let here_layout = match H::__layout() {
+            Some(l) => Some(OwnedLayout::try_from(l).map_err(|e| {
+                Error::LayoutMismatch(format!(
+                    "key {key:?}: {}, so nothing published can match it",
+                    undescribable(l, e)
+                ))
+            })?),
+            None => None,
+        };
 
         let diffs = match (&stored_layout, &here_layout) {
             (Some(stored), Some(here)) if stored != here => {
@@ -575,30 +624,26 @@ impl Heap {
             )));
         }
 
-        // The kinds and layouts agree: check the memory against `H`'s own type.
+        // The kinds and layouts agree: check the memory against `H`'s own type — its
+        // real size and alignment, not its `LAYOUT`'s (which the unsafe `SharedType`
+        // contract requires to agree, but soundness here does not rely on it).
         let limit = self.cursor();
         let found = Found {
             object: to_usize(entry.object)?,
             len: to_usize(entry.len)?,
             lock: to_usize(entry.lock)?,
         };
-        if let Some(l) = H::__layout() {
-            check_object(
-                found.object,
-                found.len,
-                l.size,
-                l.align,
-                H::__KIND.shape,
-                limit,
-            )?;
+        if let Some((size, align)) = H::__ELEM {
+            check_object(found.object, found.len, size, align, H::__KIND.shape, limit)?;
         }
         if H::__KIND.lock != LockKind::None {
             check_lock(found.lock, limit)?;
         }
         // SAFETY: `check_object` proved `[object, object + len * size_of::<T>())` inside the
-        // allocated part of this heap and aligned for `T` (whose size and alignment are
-        // the checked layout's); `check_lock` did the same for the lock's `LockState`;
-        // the kind (and so which of them `H` uses) is `H::__KIND`, compared above.
+        // allocated part of this heap and aligned for `T` (`H::__ELEM` is `T`'s
+        // `size_of` and `align_of`); `check_lock` did the same for the lock's
+        // `LockState`; the kind (and so which of them `H` uses) is `H::__KIND`, compared
+        // above.
         Ok(unsafe { H::__rebuild(self, &found) })
     }
 
@@ -657,21 +702,26 @@ impl Heap {
     ) -> Result<Option<Entry>> {
         // After loading `head` (Acquire), the cursor covers every entry reachable from it.
         let limit = self.cursor();
-        // Entries are disjoint allocations of more than ENTRY_SIZE bytes.
-        let most = (limit - HEADER_SIZE) / ENTRY_SIZE;
-        let (mut steps, mut saved, mut power, mut lambda) = (0usize, 0u64, 1usize, 0usize);
+        // Live entries are disjoint allocations: together they claim at most the bytes
+        // allocated. Overlapping entries (a crafted heap) would make the walk, and the
+        // decoding of their layouts, cost many times the heap's size; this budget keeps
+        // the work proportional to it.
+        let mut budget = limit - HEADER_SIZE;
+        let (mut saved, mut power, mut lambda) = (0u64, 1usize, 0usize);
         let mut at = head;
         while at != 0 {
-            if steps >= most || at == saved {
+            if at == saved {
                 return Err(Error::InvalidHeap);
             }
             let entry = self.read_entry(at, limit)?;
+            // `read_entry` bounded both lengths: no overflow.
+            let claimed = ENTRY_SIZE + entry.key_len + entry.layout_len;
+            budget = budget.checked_sub(claimed).ok_or(Error::InvalidHeap)?;
             if visit(&entry)?.is_some() {
                 return Ok(Some(entry));
             }
             // Brent's cycle detection: remember the entry at every power of two steps;
             // a cycle brings the walk back to it within one more power of two.
-            steps += 1;
             lambda += 1;
             if lambda == power {
                 saved = at;
@@ -812,20 +862,27 @@ fn check_lock(lock: usize, limit: usize) -> Result<()> {
     valid.then_some(()).ok_or(Error::InvalidHeap)
 }
 
-fn too_big(l: &TypeLayout, why: TooBig) -> Error {
-    let what = match why {
+/// Why `l` cannot be described in a directory entry; contains [`UNDESCRIBABLE`], which
+/// keeps [`Error::LayoutMismatch`]'s message from advising a rebuild.
+fn undescribable(l: &TypeLayout, why: TooBig) -> String {
+    let name = l.short_name();
+    let why = match why {
         TooBig::Depth => format!(
-            "`{}` nests arrays and structs more than {} levels deep",
-            l.short_name(),
+            "it nests arrays and structs more than {} levels deep",
             codec::MAX_DEPTH
         ),
         TooBig::Size => format!(
-            "the description of `{}` exceeds the {} bytes a directory entry stores",
-            l.short_name(),
+            "its description takes more than {} bytes (a struct describes each of its \
+             fields, an array its element once: use arrays for repeated fields)",
             codec::MAX_ENCODED_LEN
         ),
+        TooBig::Name => format!(
+            "a struct or field name in it is longer than {} bytes or has characters \
+             other than letters, digits and `_`",
+            codec::MAX_NAME_LEN
+        ),
     };
-    Error::LayoutMismatch(format!("{what}, so it cannot be published"))
+    format!("`{name}` {UNDESCRIBABLE}: {why}")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -940,6 +997,11 @@ pub trait Publish: crate::sealed::Sealed + Sized {
     #[doc(hidden)]
     const __KIND: Kind;
 
+    /// The element type's real `size_of` and `align_of` (never taken from its
+    /// `LAYOUT`); `None` for a bare lock.
+    #[doc(hidden)]
+    const __ELEM: Option<(usize, usize)>;
+
     /// The element type's layout; `None` for a bare lock.
     #[doc(hidden)]
     fn __layout() -> Option<&'static TypeLayout>;
@@ -958,8 +1020,14 @@ pub trait Publish: crate::sealed::Sealed + Sized {
     unsafe fn __rebuild(heap: &Heap, found: &Found) -> Self;
 }
 
+/// `T`'s real size and alignment, for [`Publish::__ELEM`].
+const fn elem<T>() -> Option<(usize, usize)> {
+    Some((std::mem::size_of::<T>(), std::mem::align_of::<T>()))
+}
+
 impl<T: SharedType> Publish for RawValue<T> {
     const __KIND: Kind = Kind::new(Shape::Value, LockKind::None);
+    const __ELEM: Option<(usize, usize)> = elem::<T>();
 
     fn __layout() -> Option<&'static TypeLayout> {
         Some(&T::LAYOUT)
@@ -981,6 +1049,7 @@ impl<T: SharedType> Publish for RawValue<T> {
 
 impl<T: SharedType> Publish for RawArray<T> {
     const __KIND: Kind = Kind::new(Shape::Array, LockKind::None);
+    const __ELEM: Option<(usize, usize)> = elem::<T>();
 
     fn __layout() -> Option<&'static TypeLayout> {
         Some(&T::LAYOUT)
@@ -1006,6 +1075,7 @@ macro_rules! publish_with_lock {
     ($lock:ident) => {
         impl<T: SharedType> Publish for Value<T, $lock> {
             const __KIND: Kind = Kind::new(Shape::Value, LockKind::$lock);
+            const __ELEM: Option<(usize, usize)> = elem::<T>();
 
             fn __layout() -> Option<&'static TypeLayout> {
                 Some(&T::LAYOUT)
@@ -1032,6 +1102,7 @@ macro_rules! publish_with_lock {
 
         impl<T: SharedType> Publish for Array<T, $lock> {
             const __KIND: Kind = Kind::new(Shape::Array, LockKind::$lock);
+            const __ELEM: Option<(usize, usize)> = elem::<T>();
 
             fn __layout() -> Option<&'static TypeLayout> {
                 Some(&T::LAYOUT)
@@ -1058,6 +1129,7 @@ macro_rules! publish_with_lock {
 
         impl Publish for $lock {
             const __KIND: Kind = Kind::new(Shape::Lock, LockKind::$lock);
+            const __ELEM: Option<(usize, usize)> = None;
 
             fn __layout() -> Option<&'static TypeLayout> {
                 None
@@ -1381,5 +1453,110 @@ mod tests {
         );
         assert_eq!(Heap::new(4096).unwrap().creator_pid(), None);
         drop(heap);
+    }
+
+    /// Links `n` bare-lock entries `stride` bytes apart, each with a 255-byte key (so
+    /// with `stride < ENTRY_SIZE + 255` each key covers the next entries' fixed parts),
+    /// newest last, in place of `heap`'s directory.
+    fn overlapping_entries(heap: &Heap, n: usize, stride: usize) {
+        let lock = Lock::new_in(heap).unwrap();
+        let base = heap
+            .alloc(stride * (n - 1) + ENTRY_SIZE + MAX_KEY_LEN, ENTRY_ALIGN)
+            .unwrap();
+        for i in 0..n {
+            let at = base + i * stride;
+            let h = heap.entry_header(at);
+            h.tag.store(ENTRY_TAG, Ordering::Relaxed);
+            let kind = Kind::new(Shape::Lock, LockKind::Lock).to_bits();
+            h.kind.store(kind, Ordering::Relaxed);
+            let next = if i == 0 { 0 } else { (at - stride) as u64 };
+            h.next.store(next, Ordering::Relaxed);
+            h.object.store(0, Ordering::Relaxed);
+            h.len.store(0, Ordering::Relaxed);
+            h.lock.store(lock.offset() as u64, Ordering::Relaxed);
+            h.key_len.store(MAX_KEY_LEN as u32, Ordering::Relaxed);
+            h.layout_len.store(0, Ordering::Relaxed);
+        }
+        let newest = base + (n - 1) * stride;
+        heap.header()
+            .directory
+            .store(newest as u64, Ordering::Release);
+    }
+
+    #[test]
+    fn overlapping_entries_exceed_the_byte_budget() {
+        // 64 entries 56 bytes apart: each one in bounds, aligned and well formed, and
+        // fewer than the allocated bytes could hold by count (the old limit), but
+        // together they claim 64 * 303 bytes of about 4 KiB allocated.
+        let name = unique();
+        let heap = Heap::create(&name, 1 << 16).unwrap();
+        overlapping_entries(&heap, 64, 56);
+        assert!(64 < (heap.cursor() - HEADER_SIZE) / ENTRY_SIZE);
+        assert!(matches!(Heap::open(&name), Err(Error::InvalidHeap)));
+        assert!(matches!(heap.keys(), Err(Error::InvalidHeap)));
+        assert!(matches!(heap.lookup::<Lock>("k"), Err(Error::InvalidHeap)));
+        // The same entries laid out apart are fine.
+        let apart = Heap::new(1 << 16).unwrap();
+        overlapping_entries(&apart, 64, ENTRY_SIZE + MAX_KEY_LEN + 1);
+        assert_eq!(apart.keys().unwrap().len(), 64);
+    }
+
+    #[test]
+    fn a_heap_full_of_entries_is_within_the_budget() {
+        let name = unique();
+        let heap = Heap::create(&name, 1 << 16).unwrap();
+        let mut n = 0;
+        loop {
+            let key = format!("{n:0>255}");
+            let Ok(lock) = Lock::new_in(&heap) else { break };
+            match heap.publish(&key, &lock) {
+                Ok(()) => n += 1,
+                Err(Error::OutOfMemory { .. }) => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert!(n > 100, "{n}");
+        let opened = Heap::open(&name).unwrap();
+        assert_eq!(opened.keys().unwrap().len(), n);
+    }
+
+    /// A type whose `LAYOUT` lies (violating `SharedType`'s contract): it claims to be a
+    /// `u8`, but is 8 bytes, 8-aligned.
+    #[derive(Clone, Copy)]
+    #[repr(C, align(8))]
+    struct Liar(u64);
+
+    // SAFETY: not sound as a whole (`LAYOUT` is wrong, deliberately, to show that
+    // `lookup` does not rely on it); the test never obtains a handle, so never accesses
+    // a `Liar` in memory. `__load`/`__store` would be `u64`'s, which have the same size.
+    unsafe impl SharedType for Liar {
+        const LAYOUT: TypeLayout = TypeLayout::primitive(crate::Primitive::U8);
+
+        unsafe fn __load(src: *const Self) -> Self {
+            // SAFETY: the caller guarantees `src` valid and aligned for `Liar`, which
+            // is a `u64` with at least its alignment.
+            Liar(unsafe { u64::__load(src.cast()) })
+        }
+
+        unsafe fn __store(dst: *mut Self, value: Self) {
+            // SAFETY: as in `__load`, for writes.
+            unsafe { u64::__store(dst.cast(), value.0) }
+        }
+    }
+
+    #[test]
+    fn lookup_checks_the_real_size_and_alignment() {
+        let heap = Heap::new(1 << 16).unwrap();
+        let _first = RawValue::new_in(&heap, 1u8).unwrap();
+        let odd = RawValue::new_in(&heap, 2u8).unwrap();
+        assert_eq!(odd.offset() % 2, 1);
+        heap.publish("odd", &odd).unwrap();
+        // The layouts compare equal (both say `u8`); the object is misaligned for a
+        // `Liar` all the same.
+        assert!(matches!(
+            heap.lookup::<RawValue<Liar>>("odd"),
+            Err(Error::InvalidHeap)
+        ));
+        assert_eq!(heap.lookup::<RawValue<u8>>("odd").unwrap().get(), 2);
     }
 }

@@ -101,8 +101,15 @@ pub(crate) fn fallocate(file: &File, len: u64) -> Result<()> {
         requested: usize::MAX,
         available: 0,
     })?;
-    // SAFETY: the fd is valid for the lifetime of `file`; offsets are in range.
-    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len_off) };
+    let rc = loop {
+        // SAFETY: the fd is valid for the lifetime of `file`; offsets are in range.
+        let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len_off) };
+        // A signal may interrupt a long allocation; what was allocated stays, and the
+        // retry allocates the rest.
+        if rc != libc::EINTR {
+            break rc;
+        }
+    };
     match rc {
         0 => Ok(()),
         libc::ENOSPC | libc::EFBIG => Err(Error::OutOfMemory {

@@ -70,7 +70,8 @@ use crate::layout::{Primitive, TypeLayout};
 /// An implementor must
 /// - hold no pointer and no resource (it needs no drop and is meaningful in any process);
 /// - accept every bit pattern of its size, all-zero included, as a valid value;
-/// - implement `__load` and `__store` by relaxed atomic accesses to its primitives only.
+/// - implement `__load` and `__store` by relaxed atomic accesses to its primitives only;
+/// - have a `LAYOUT` that describes `Self` (its `size`/`align` equal `size_of`/`align_of::<Self>()`).
 ///
 /// Implement it with `#[derive(SharedStruct)]`, which checks all of this.
 #[diagnostic::on_unimplemented(
