@@ -255,12 +255,10 @@ impl<T: SharedType> RawArray<T> {
     /// ```
     pub fn from_slice_in(heap: &Heap, init: &[T]) -> Result<Self> {
         let array = Self::zeroed_in(heap, init.len())?;
-        // SAFETY: the destination was just allocated for `init.len()` elements, aligned,
-        // and cannot overlap `init` (a borrowed slice living elsewhere); no other thread
-        // or process holds a handle to it yet, so a plain copy cannot race.
-        unsafe {
-            std::ptr::copy_nonoverlapping(init.as_ptr(), array.ptr.as_ptr().cast::<T>(), init.len())
-        };
+        // SAFETY: the destination was just allocated in `heap` for `init.len()` elements,
+        // aligned, and cannot overlap `init` (a borrowed slice living elsewhere); no other
+        // thread or process holds a handle to it yet, so a plain copy cannot race.
+        unsafe { heap.copy_to_fresh(array.ptr.as_ptr().cast::<T>(), init) };
         Ok(array)
     }
 

@@ -264,9 +264,9 @@ impl<T: SharedType> Array<T, RLock> {
     pub fn from_slice_in(heap: &Heap, init: &[T]) -> Result<Self> {
         let array = Self::zeroed_in(heap, init.len())?;
         let dst = array.obj.as_ptr().cast::<T>().cast_mut();
-        // SAFETY: `dst` is freshly allocated room for `init.len()` aligned `T`s that
-        // nobody else can reach yet, and cannot overlap the borrowed `init`.
-        unsafe { std::ptr::copy_nonoverlapping(init.as_ptr(), dst, init.len()) };
+        // SAFETY: `dst` is freshly allocated room in `heap` for `init.len()` aligned `T`s
+        // that nobody else can reach yet, and cannot overlap the borrowed `init`.
+        unsafe { heap.copy_to_fresh(dst, init) };
         Ok(array)
     }
 }
