@@ -91,6 +91,16 @@ pub enum Error {
 pub(crate) const UNDESCRIBABLE: &str = "cannot be described in a heap's directory";
 
 /// `Result<T, sharedctypes::Error>`.
+///
+/// ```
+/// use sharedctypes::{RawValue, Result};
+///
+/// fn counter(start: u32) -> Result<RawValue<u32>> {
+///     RawValue::new(start) // the error type defaults to `sharedctypes::Error`
+/// }
+/// assert_eq!(counter(3)?.get(), 3);
+/// # Ok::<(), sharedctypes::Error>(())
+/// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {

@@ -218,16 +218,51 @@ impl Heap {
     }
 
     /// Bytes available for objects in all (the header excluded).
+    ///
+    /// ```
+    /// let heap = sharedctypes::Heap::new(4096)?;
+    /// assert_eq!(heap.capacity(), 4096); // exactly what was asked for
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
     pub fn capacity(&self) -> usize {
         self.inner.len - HEADER_SIZE
     }
 
     /// Bytes allocated so far (alignment padding included), by every process.
+    ///
+    /// ```
+    /// use sharedctypes::{Heap, Process, RawValue};
+    ///
+    /// let heap = Heap::new(4096)?;
+    /// assert_eq!(heap.used(), 0);
+    /// let _a = RawValue::new_in(&heap, 1u8)?;
+    /// let _b = RawValue::new_in(&heap, 1u64)?;
+    /// assert_eq!(heap.used(), 16); // 1 byte, 7 bytes of padding, 8 bytes
+    /// let child = {
+    ///     let heap = heap.clone();
+    ///     Process::spawn(move || {
+    ///         RawValue::new_in(&heap, 1u64).unwrap();
+    ///     })?
+    /// };
+    /// child.join()?;
+    /// assert_eq!(heap.used(), 24); // the child's allocation counts too
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
     pub fn used(&self) -> usize {
         self.cursor() - HEADER_SIZE
     }
 
     /// Bytes still free.
+    ///
+    /// ```
+    /// use sharedctypes::{Heap, RawArray};
+    ///
+    /// let heap = Heap::new(4096)?;
+    /// let _a = RawArray::<u8>::zeroed_in(&heap, 1000)?;
+    /// assert_eq!(heap.available(), 3096);
+    /// assert_eq!(heap.available(), heap.capacity() - heap.used());
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
     pub fn available(&self) -> usize {
         self.inner.len - self.cursor()
     }
@@ -421,10 +456,26 @@ pub(crate) fn total_len(capacity: usize) -> Result<usize> {
 
 /// The environment variable that sets the default heap's size, e.g. `64G`, `512M`,
 /// `1048576`.
+///
+/// ```
+/// use sharedctypes::{default_heap, HEAP_SIZE_ENV};
+///
+/// // Set before the default heap's first use in this process (it is created once).
+/// std::env::set_var(HEAP_SIZE_ENV, "64M");
+/// assert_eq!(default_heap().capacity(), 64 << 20);
+/// ```
 pub const HEAP_SIZE_ENV: &str = "SHAREDCTYPES_HEAP_SIZE";
 
 /// The default heap's address space when [`HEAP_SIZE_ENV`] is unset: 64 GiB, halved
 /// (down to 1 GiB) if the system refuses to map that much.
+///
+/// ```
+/// use sharedctypes::{default_heap, DEFAULT_HEAP_SIZE, HEAP_SIZE_ENV};
+///
+/// std::env::remove_var(HEAP_SIZE_ENV); // before the default heap's first use
+/// let capacity = default_heap().capacity();
+/// assert!(capacity <= DEFAULT_HEAP_SIZE && capacity >= 1 << 30); // address space only
+/// ```
 pub const DEFAULT_HEAP_SIZE: usize = 64 << 30;
 
 static DEFAULT_HEAP: OnceLock<std::result::Result<Heap, String>> = OnceLock::new();

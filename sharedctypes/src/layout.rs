@@ -3,11 +3,34 @@
 //! Two programs that share a named heap may have been built from different sources. Each
 //! published object records its type's layout; a lookup compares it with the layout the
 //! looking-up program was compiled with and reports any difference field by field.
+//!
+//! ```
+//! use sharedctypes::{SharedStruct, SharedType};
+//!
+//! #[derive(Clone, Copy, SharedStruct)]
+//! #[repr(C)]
+//! struct Sample { t: f64, v: [i32; 2] }
+//!
+//! assert_eq!(Sample::LAYOUT.to_string(), "Sample { t: f64 @0, v: [i32; 2] @8 }");
+//! assert!(Sample::LAYOUT.differences(&Sample::LAYOUT).is_empty());
+//! assert!(!u32::LAYOUT.differences(&i32::LAYOUT).is_empty());
+//! ```
 
 use std::fmt;
 
 /// A primitive's kind. `c_char`/`c_long` are aliases and compare as their underlying
 /// types; `usize`/`isize` are distinct from the fixed-width integers.
+///
+/// ```
+/// use std::ffi::c_long;
+/// use sharedctypes::{LayoutKind, Primitive, SharedType};
+///
+/// assert_eq!(f64::LAYOUT.kind, LayoutKind::Primitive(Primitive::F64));
+/// // `c_long` is an alias (of `i64` on 64-bit Linux): its layout is its alias's.
+/// let alias = if std::mem::size_of::<c_long>() == 8 { i64::LAYOUT } else { i32::LAYOUT };
+/// assert_eq!(c_long::LAYOUT, alias);
+/// assert_ne!(usize::LAYOUT, u64::LAYOUT); // distinct, even at the same size
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[allow(missing_docs)]
 #[non_exhaustive]
@@ -30,6 +53,13 @@ pub enum Primitive {
 
 impl Primitive {
     /// The Rust name of the type, e.g. `"f64"`.
+    ///
+    /// ```
+    /// use sharedctypes::Primitive;
+    ///
+    /// assert_eq!(Primitive::F64.name(), "f64");
+    /// assert_eq!(Primitive::Usize.name(), "usize");
+    /// ```
     pub const fn name(self) -> &'static str {
         match self {
             Primitive::I8 => "i8",
@@ -50,6 +80,13 @@ impl Primitive {
     }
 
     /// Size in bytes.
+    ///
+    /// ```
+    /// use sharedctypes::Primitive;
+    ///
+    /// assert_eq!(Primitive::U128.size(), 16);
+    /// assert_eq!(Primitive::Isize.size(), std::mem::size_of::<isize>());
+    /// ```
     pub const fn size(self) -> usize {
         match self {
             Primitive::I8 | Primitive::U8 => 1,
@@ -62,6 +99,13 @@ impl Primitive {
     }
 
     /// Alignment in bytes on this target.
+    ///
+    /// ```
+    /// use sharedctypes::Primitive;
+    ///
+    /// assert_eq!(Primitive::U16.align(), 2);
+    /// assert_eq!(Primitive::F64.align(), std::mem::align_of::<f64>());
+    /// ```
     pub const fn align(self) -> usize {
         match self {
             Primitive::I8 | Primitive::U8 => 1,
@@ -92,6 +136,18 @@ impl Primitive {
 }
 
 /// What kind of type a [`TypeLayout`] describes.
+///
+/// ```
+/// use sharedctypes::{LayoutKind, SharedType};
+///
+/// match <[f32; 4]>::LAYOUT.kind {
+///     LayoutKind::Array { elem, len } => {
+///         assert_eq!(len, 4);
+///         assert_eq!(*elem, f32::LAYOUT);
+///     }
+///     other => panic!("not an array: {other:?}"),
+/// }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum LayoutKind {
@@ -138,6 +194,20 @@ pub struct TypeLayout {
 }
 
 /// One field of a derived struct.
+///
+/// ```
+/// use sharedctypes::{FieldLayout, LayoutKind, SharedStruct, SharedType};
+///
+/// #[derive(Clone, Copy, SharedStruct)]
+/// #[repr(C)]
+/// struct Point { x: f64, y: f32 }
+///
+/// let LayoutKind::Struct { name, fields } = Point::LAYOUT.kind else { unreachable!() };
+/// assert_eq!(name, "Point");
+/// let y: &FieldLayout = &fields[1];
+/// assert_eq!((y.name, y.offset), ("y", std::mem::offset_of!(Point, y)));
+/// assert_eq!(*y.layout, f32::LAYOUT);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FieldLayout {
     /// The field's name (`"0"`, `"1"`, … for tuple structs; no `r#`).
@@ -150,6 +220,14 @@ pub struct FieldLayout {
 
 impl TypeLayout {
     /// The layout of a primitive.
+    ///
+    /// ```
+    /// use sharedctypes::{Primitive, SharedType, TypeLayout};
+    ///
+    /// let l = TypeLayout::primitive(Primitive::U32);
+    /// assert_eq!((l.size, l.align), (4, 4));
+    /// assert_eq!(l, u32::LAYOUT);
+    /// ```
     pub const fn primitive(p: Primitive) -> TypeLayout {
         TypeLayout {
             size: p.size(),
@@ -159,6 +237,15 @@ impl TypeLayout {
     }
 
     /// The layout of `[elem; len]`.
+    ///
+    /// ```
+    /// use sharedctypes::{Primitive, SharedType, TypeLayout};
+    ///
+    /// static U16: TypeLayout = TypeLayout::primitive(Primitive::U16);
+    /// let l = TypeLayout::array(&U16, 3);
+    /// assert_eq!((l.size, l.align), (6, 2));
+    /// assert_eq!(l, <[u16; 3]>::LAYOUT);
+    /// ```
     pub const fn array(elem: &'static TypeLayout, len: usize) -> TypeLayout {
         TypeLayout {
             size: elem.size * len,
@@ -168,6 +255,22 @@ impl TypeLayout {
     }
 
     /// The layout of a derived struct (used by the derive).
+    ///
+    /// ```
+    /// use std::mem::{align_of, offset_of, size_of};
+    /// use sharedctypes::{FieldLayout, SharedStruct, SharedType, TypeLayout};
+    ///
+    /// #[derive(Clone, Copy, SharedStruct)]
+    /// #[repr(C)]
+    /// struct Pair { a: u32, b: u64 }
+    ///
+    /// static FIELDS: [FieldLayout; 2] = [
+    ///     FieldLayout { name: "a", offset: offset_of!(Pair, a), layout: &u32::LAYOUT },
+    ///     FieldLayout { name: "b", offset: offset_of!(Pair, b), layout: &u64::LAYOUT },
+    /// ];
+    /// let by_hand = TypeLayout::structure("Pair", size_of::<Pair>(), align_of::<Pair>(), &FIELDS);
+    /// assert_eq!(by_hand, Pair::LAYOUT);
+    /// ```
     pub const fn structure(
         name: &'static str,
         size: usize,
@@ -182,6 +285,18 @@ impl TypeLayout {
     }
 
     /// A short name: `f64`, `[f64; 3]`, `Point`.
+    ///
+    /// ```
+    /// use sharedctypes::{SharedStruct, SharedType};
+    ///
+    /// #[derive(Clone, Copy, SharedStruct)]
+    /// #[repr(C)]
+    /// struct Point { x: f64, y: f64 }
+    ///
+    /// assert_eq!(f64::LAYOUT.short_name(), "f64");
+    /// assert_eq!(<[f64; 3]>::LAYOUT.short_name(), "[f64; 3]");
+    /// assert_eq!(Point::LAYOUT.short_name(), "Point");
+    /// ```
     pub fn short_name(&self) -> String {
         short_name(self)
     }

@@ -130,6 +130,17 @@ use crate::TypeLayout;
 use self::private::{Found, Kind, LockKind, Parts, Shape};
 
 /// Longest key [`Heap::publish`] accepts, in bytes.
+///
+/// ```
+/// use sharedctypes::{Error, Heap, RawValue, MAX_KEY_LEN};
+///
+/// let heap = Heap::new(1 << 16)?; // publishing works on anonymous heaps too
+/// let v = RawValue::new_in(&heap, 1u8)?;
+/// heap.publish(&"k".repeat(MAX_KEY_LEN), &v)?;
+/// let err = heap.publish(&"k".repeat(MAX_KEY_LEN + 1), &v).unwrap_err();
+/// assert!(matches!(err, Error::InvalidName));
+/// # Ok::<(), sharedctypes::Error>(())
+/// ```
 pub const MAX_KEY_LEN: usize = 255;
 
 // ---------------------------------------------------------------------------------------

@@ -25,6 +25,26 @@
 //!
 //! The child never returns into the parent's code: after the closure it leaves with
 //! `_exit`, so no destructors of the parent's state and no `atexit` handlers run twice.
+//!
+//! ```
+//! use sharedctypes::{Process, RawValue};
+//!
+//! struct Counted(RawValue<u32>);
+//! impl Drop for Counted {
+//!     fn drop(&mut self) {
+//!         self.0.update(|n| n + 1);
+//!     }
+//! }
+//!
+//! let drops = RawValue::new(0u32)?;
+//! let parent_state = Counted(drops.clone());
+//! let child = Process::spawn(|| {})?;
+//! assert!(child.join()?.success());
+//! assert_eq!(drops.get(), 0); // the child dropped none of the parent's state
+//! drop(parent_state);
+//! assert_eq!(drops.get(), 1);
+//! # Ok::<(), sharedctypes::Error>(())
+//! ```
 
 use std::io::{self, Write};
 use std::os::unix::process::ExitStatusExt;
@@ -64,6 +84,14 @@ static IN_CHILD: AtomicBool = AtomicBool::new(false);
 static HOOK: Once = Once::new();
 
 /// Status a child exits with when its closure panics (Rust's own panic status).
+///
+/// ```
+/// use sharedctypes::{Process, PANIC_EXIT_CODE};
+///
+/// let child = Process::spawn(|| panic!("this example's child panics on purpose"))?;
+/// assert_eq!(child.join()?.code(), Some(PANIC_EXIT_CODE));
+/// # Ok::<(), sharedctypes::Error>(())
+/// ```
 pub const PANIC_EXIT_CODE: i32 = 101;
 
 impl Process {
@@ -103,6 +131,21 @@ impl Process {
     }
 
     /// The child's process id.
+    ///
+    /// ```
+    /// use sharedctypes::{Process, RawValue};
+    ///
+    /// let seen = RawValue::new(0u32)?;
+    /// let child = {
+    ///     let seen = seen.clone();
+    ///     Process::spawn(move || seen.set(std::process::id()))?
+    /// };
+    /// let pid = child.pid();
+    /// child.join()?;
+    /// assert_eq!(seen.get(), pid); // what the child saw as its own id
+    /// assert_ne!(pid, std::process::id());
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
     pub fn pid(&self) -> u32 {
         self.pid as u32
     }
@@ -135,6 +178,31 @@ impl Process {
     /// Kills the child with `SIGKILL` (it cannot clean up; locks it holds are
     /// recovered by their next acquirer). Call [`join`](Process::join) afterwards to
     /// reap it.
+    ///
+    /// ```
+    /// use std::os::unix::process::ExitStatusExt;
+    /// use sharedctypes::{Lock, Process, RawValue};
+    ///
+    /// let lock = Lock::new()?;
+    /// let ready = RawValue::new(0u8)?;
+    /// let child = {
+    ///     let (lock, ready) = (lock.clone(), ready.clone());
+    ///     Process::spawn(move || {
+    ///         let _guard = lock.acquire().unwrap();
+    ///         ready.set(1);
+    ///         loop {
+    ///             std::thread::park();
+    ///         }
+    ///     })?
+    /// };
+    /// while ready.get() == 0 {
+    ///     std::thread::yield_now();
+    /// }
+    /// child.kill()?;
+    /// assert_eq!(child.join()?.signal(), Some(libc::SIGKILL));
+    /// assert!(lock.acquire().is_err()); // `Err(OwnerDied)`: recovered from the killed holder
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
     pub fn kill(&self) -> Result<()> {
         // SAFETY: kill has no memory-safety preconditions. The pid is our child, which is
         // not reaped before `join` (unless SIGCHLD is ignored or another thread reaps

@@ -302,6 +302,13 @@ impl<T: SharedType> RawArray<T> {
     }
 
     /// The heap this array lives in.
+    ///
+    /// ```
+    /// let heap = sharedctypes::Heap::new(4096)?;
+    /// let a = sharedctypes::RawArray::<u8>::zeroed_in(&heap, 3)?;
+    /// assert_eq!(a.heap(), &heap);
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
     pub fn heap(&self) -> &Heap {
         &self.heap
     }
@@ -402,6 +409,13 @@ impl<T: SharedType + fmt::Debug> fmt::Debug for RawArray<T> {
 /// ```
 impl RawArray<c_char> {
     /// A `c_char` array in the default heap holding `bytes` (no terminator added).
+    ///
+    /// ```
+    /// let s = sharedctypes::RawArray::from_bytes(b"hi")?;
+    /// assert_eq!(s.len(), 2); // no terminator added
+    /// assert_eq!(s.value(), b"hi");
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         Self::from_bytes_in(try_default_heap()?, bytes)
     }
@@ -419,11 +433,25 @@ impl RawArray<c_char> {
     }
 
     /// The bytes up to the first NUL (all of them if there is none).
+    ///
+    /// ```
+    /// use sharedctypes::RawArray;
+    ///
+    /// assert_eq!(RawArray::from_bytes(b"ab\0cd")?.value(), b"ab");
+    /// assert_eq!(RawArray::from_bytes(b"abcd")?.value(), b"abcd"); // no NUL: every byte
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
     pub fn value(&self) -> Vec<u8> {
         bytes::value(self)
     }
 
     /// Every byte, NULs included.
+    ///
+    /// ```
+    /// let s = sharedctypes::RawArray::from_bytes(b"ab\0cd")?;
+    /// assert_eq!(s.raw(), b"ab\0cd");
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
     pub fn raw(&self) -> Vec<u8> {
         bytes::raw(self)
     }
@@ -431,12 +459,34 @@ impl RawArray<c_char> {
     /// Writes `value` and a NUL terminator when it is shorter than the array; a value
     /// of exactly the array's length needs none. Longer is `Err(Error::TooLong)` and
     /// writes nothing.
+    ///
+    /// ```
+    /// use sharedctypes::{Error, RawArray};
+    ///
+    /// let s = RawArray::from_bytes(b"hello")?;
+    /// s.set_value(b"hey")?;
+    /// assert_eq!(s.raw(), b"hey\0o"); // NUL-terminated
+    /// s.set_value(b"HELLO")?; // exactly the length: no terminator
+    /// assert_eq!(s.value(), b"HELLO");
+    /// let err = s.set_value(b"HELLO!").unwrap_err();
+    /// assert!(matches!(err, Error::TooLong { len: 6, capacity: 5 }));
+    /// assert_eq!(s.value(), b"HELLO"); // nothing was written
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
     pub fn set_value(&self, value: &[u8]) -> Result<()> {
         bytes::set_value(self, value)
     }
 
     /// Writes `raw` over the first `raw.len()` bytes, leaving the rest. Longer than
     /// the array is `Err(Error::TooLong)` and writes nothing.
+    ///
+    /// ```
+    /// let s = sharedctypes::RawArray::from_bytes(b"hello")?;
+    /// s.set_raw(b"J")?;
+    /// assert_eq!(s.value(), b"Jello");
+    /// assert!(s.set_raw(b"too long").is_err());
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
     pub fn set_raw(&self, raw: &[u8]) -> Result<()> {
         bytes::set_raw(self, raw)
     }
@@ -487,11 +537,46 @@ pub(crate) mod bytes {
 
 /// Shared objects that [`copy`] can duplicate: [`RawValue`], [`RawArray`],
 /// [`Value`](crate::Value), [`Array`](crate::Array).
+///
+/// ```
+/// use sharedctypes::{CopyShared, Heap, RawArray};
+///
+/// let heap = Heap::new(4096)?;
+/// let a = RawArray::from_slice(&[1u8, 2, 3])?;
+/// let b = a.copy_into(&heap)?;
+/// b[0].set(9);
+/// assert_eq!(a.to_vec(), [1, 2, 3]); // a copy, not a second handle
+/// assert_eq!(b.to_vec(), [9, 2, 3]);
+/// assert_eq!(b.heap(), &heap);
+/// # Ok::<(), sharedctypes::Error>(())
+/// ```
 pub trait CopyShared: crate::sealed::Sealed {
     /// The raw object a copy gives.
+    ///
+    /// ```
+    /// use sharedctypes::{CopyShared, RawValue, Value};
+    ///
+    /// let v = Value::new(1u8)?;
+    /// let copy: <Value<u8> as CopyShared>::Raw = sharedctypes::copy(&v)?;
+    /// let _: &RawValue<u8> = &copy;
+    /// assert_eq!(copy.get(), 1);
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
     type Raw;
 
     /// Copies the contents into a new raw object in `heap`.
+    ///
+    /// ```
+    /// use sharedctypes::{CopyShared, Heap, Value};
+    ///
+    /// let heap = Heap::new(4096)?;
+    /// let v = Value::new(7i32)?;
+    /// let copy = v.copy_into(&heap)?; // a RawValue, read under `v`'s lock
+    /// v.set(8);
+    /// assert_eq!(copy.get(), 7);
+    /// assert_eq!(copy.heap(), &heap);
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
     fn copy_into(&self, heap: &Heap) -> Result<Self::Raw>;
 }
 

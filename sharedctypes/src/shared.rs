@@ -33,6 +33,21 @@
 //! Memory that no other process or thread can yet reach (a freshly allocated object)
 //! is initialised with a plain `memcpy`, which is where bulk constructors get their
 //! speed.
+//!
+//! ```
+//! use sharedctypes::{RawValue, SharedStruct};
+//!
+//! #[derive(Clone, Copy, SharedStruct)]
+//! #[repr(C)]
+//! struct Pos { x: i32, y: i32 }
+//!
+//! let p = RawValue::new(Pos { x: 1, y: 2 })?;
+//! p.x.set(10); // one field: one relaxed store of an `i32`
+//! assert_eq!(p.y.get(), 2); // untouched
+//! let whole = p.get(); // field by field
+//! assert_eq!((whole.x, whole.y), (10, 2));
+//! # Ok::<(), sharedctypes::Error>(())
+//! ```
 
 use std::cell::UnsafeCell;
 use std::fmt;
@@ -89,6 +104,14 @@ use crate::layout::{Primitive, TypeLayout};
 pub unsafe trait SharedType: Copy + Send + Sync + 'static {
     /// A compile-time description of this type's layout, compared when a named heap's
     /// objects are looked up by another program.
+    ///
+    /// ```
+    /// use sharedctypes::SharedType;
+    ///
+    /// let l = <[u32; 4]>::LAYOUT;
+    /// assert_eq!((l.size, l.align), (16, 4));
+    /// assert_eq!(l.short_name(), "[u32; 4]");
+    /// ```
     const LAYOUT: TypeLayout;
 
     /// Reads a value by relaxed atomic loads of each primitive.

@@ -83,6 +83,22 @@ use crate::liveness::{self, Task};
 use crate::thread_id::{self, Me};
 
 /// How long a waiter sleeps before it checks whether the owner is still alive.
+///
+/// ```
+/// use sharedctypes::sync::CHECK_INTERVAL;
+/// use sharedctypes::{Lock, Process};
+///
+/// let lock = Lock::new()?;
+/// let child = {
+///     let lock = lock.clone();
+///     Process::spawn(move || std::mem::forget(lock.acquire()))? // dies holding it
+/// };
+/// child.join()?;
+/// // A waiter notices the dead owner within a few intervals.
+/// let taken = lock.acquire_timeout(50 * CHECK_INTERVAL).expect("recovered in time");
+/// assert!(taken.is_err()); // `Err(OwnerDied)`, holding the guard
+/// # Ok::<(), sharedctypes::Error>(())
+/// ```
 pub const CHECK_INTERVAL: Duration = Duration::from_millis(10);
 
 const WAITERS: u32 = 0x8000_0000;
@@ -357,6 +373,15 @@ fn futex_wake(word: &AtomicU32, n: i32) {
 
 /// The result of taking a lock: `Err(OwnerDied(guard))` when the previous holder died
 /// holding it (like [`std::sync::LockResult`] for poisoning).
+///
+/// ```
+/// use sharedctypes::{Lock, LockGuard, LockResult};
+///
+/// let lock = Lock::new()?;
+/// let result: LockResult<LockGuard<'_>> = lock.acquire();
+/// assert!(result.is_ok()); // nobody died holding it
+/// # Ok::<(), sharedctypes::Error>(())
+/// ```
 pub type LockResult<G> = std::result::Result<G, OwnerDied<G>>;
 
 /// The lock was taken, but its previous holder died while holding it, so the data it
@@ -393,16 +418,72 @@ impl<G> OwnerDied<G> {
     }
 
     /// The guard: the lock is held.
+    ///
+    /// ```
+    /// use sharedctypes::{Lock, Process};
+    ///
+    /// let lock = Lock::new()?;
+    /// let child = {
+    ///     let lock = lock.clone();
+    ///     Process::spawn(move || std::mem::forget(lock.acquire()))? // dies holding it
+    /// };
+    /// child.join()?;
+    /// let died = lock.acquire().unwrap_err();
+    /// let guard = died.into_inner();
+    /// assert!(lock.try_acquire().is_none()); // held by `guard`
+    /// drop(guard);
+    /// assert!(lock.try_acquire().expect("free").is_ok()); // reported only once
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
     pub fn into_inner(self) -> G {
         self.guard
     }
 
     /// A reference to the guard.
+    ///
+    /// ```
+    /// use sharedctypes::{Process, Value};
+    ///
+    /// let v = Value::new(0i32)?;
+    /// let child = {
+    ///     let v = v.clone();
+    ///     Process::spawn(move || {
+    ///         let guard = v.lock().unwrap();
+    ///         guard.set(-1); // half-done work
+    ///         std::mem::forget(guard); // dies holding the lock
+    ///     })?
+    /// };
+    /// child.join()?;
+    /// let Err(died) = v.lock() else { panic!("the child died holding the lock") };
+    /// assert_eq!(died.get_ref().get(), -1); // inspect the data under the lock
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
     pub fn get_ref(&self) -> &G {
         &self.guard
     }
 
     /// A mutable reference to the guard.
+    ///
+    /// ```
+    /// use sharedctypes::{Process, Value};
+    ///
+    /// let v = Value::new(0i32)?;
+    /// let child = {
+    ///     let v = v.clone();
+    ///     Process::spawn(move || {
+    ///         let guard = v.lock().unwrap();
+    ///         guard.set(-1); // half-done work
+    ///         std::mem::forget(guard); // dies holding the lock
+    ///     })?
+    /// };
+    /// child.join()?;
+    /// let Err(mut died) = v.lock() else { panic!("the child died holding the lock") };
+    /// died.get_mut().set(0); // repair the data under the lock
+    /// drop(died); // releases the lock
+    /// assert_eq!(v.get(), 0);
+    /// assert!(v.lock().is_ok());
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
     pub fn get_mut(&mut self) -> &mut G {
         &mut self.guard
     }
@@ -525,6 +606,16 @@ pub struct Lock {
 }
 
 /// Holds a [`Lock`]; releases it on drop. Not `Send`: released by the thread that took it.
+///
+/// ```
+/// let lock = sharedctypes::Lock::new()?;
+/// {
+///     let _guard = lock.acquire()?;
+///     assert!(lock.try_acquire().is_none());
+/// }
+/// assert!(lock.try_acquire().is_some()); // released when the guard was dropped
+/// # Ok::<(), sharedctypes::Error>(())
+/// ```
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct LockGuard<'a> {
     state: &'a LockState,
@@ -534,6 +625,18 @@ pub struct LockGuard<'a> {
 
 impl Lock {
     /// A new lock in the [default heap](crate::default_heap).
+    ///
+    /// ```
+    /// use sharedctypes::Lock;
+    ///
+    /// let a = Lock::new()?;
+    /// let b = Lock::new()?;
+    /// assert!(a != b); // two locks
+    /// assert!(a == a.clone()); // a clone is a handle to the same lock
+    /// let _held = a.acquire()?;
+    /// assert!(b.try_acquire().is_some()); // independent of `a`
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
     pub fn new() -> Result<Lock> {
         Lock::new_in(try_default_heap()?)
     }
@@ -652,6 +755,15 @@ impl Lock {
     }
 
     /// The heap the lock lives in.
+    ///
+    /// ```
+    /// use sharedctypes::{default_heap, Heap, Lock};
+    ///
+    /// assert_eq!(Lock::new()?.heap(), default_heap());
+    /// let heap = Heap::new(4096)?;
+    /// assert_eq!(Lock::new_in(&heap)?.heap(), &heap);
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
     pub fn heap(&self) -> &Heap {
         &self.handle.heap
     }
@@ -724,6 +836,20 @@ pub struct RLock {
 }
 
 /// Holds an [`RLock`] (one level of recursion); releases it on drop. Not `Send`.
+///
+/// ```
+/// let lock = sharedctypes::RLock::new()?;
+/// let free_elsewhere = || std::thread::scope(|s| {
+///     s.spawn(|| lock.try_acquire().is_some()).join().unwrap()
+/// });
+/// let outer = lock.acquire()?;
+/// let inner = lock.acquire()?;
+/// drop(outer);
+/// assert!(!free_elsewhere()); // one level still held
+/// drop(inner);
+/// assert!(free_elsewhere()); // every guard dropped: released
+/// # Ok::<(), sharedctypes::Error>(())
+/// ```
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct RLockGuard<'a> {
     state: &'a LockState,
@@ -733,6 +859,13 @@ pub struct RLockGuard<'a> {
 
 impl RLock {
     /// A new recursive lock in the [default heap](crate::default_heap).
+    ///
+    /// ```
+    /// let lock = sharedctypes::RLock::new()?;
+    /// let _outer = lock.acquire()?;
+    /// assert!(lock.try_acquire().is_some()); // the holder may take it again
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
     pub fn new() -> Result<RLock> {
         RLock::new_in(try_default_heap()?)
     }
@@ -851,6 +984,15 @@ impl RLock {
     }
 
     /// The heap the lock lives in.
+    ///
+    /// ```
+    /// use sharedctypes::{default_heap, Heap, RLock};
+    ///
+    /// assert_eq!(RLock::new()?.heap(), default_heap());
+    /// let heap = Heap::new(4096)?;
+    /// assert_eq!(RLock::new_in(&heap)?.heap(), &heap);
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
     pub fn heap(&self) -> &Heap {
         &self.handle.heap
     }
@@ -914,6 +1056,22 @@ impl fmt::Debug for RLock {
 }
 
 /// A lock a synchronized object can use: [`Lock`] or [`RLock`] (sealed).
+///
+/// ```
+/// use sharedctypes::{Lock, LockType, RLock};
+///
+/// /// Whether another thread could take `lock` now.
+/// fn free_elsewhere<L: LockType>(lock: &L) -> bool {
+///     std::thread::scope(|s| s.spawn(|| lock.try_acquire().is_some()).join().unwrap())
+/// }
+///
+/// let (lock, rlock) = (Lock::new()?, RLock::new()?);
+/// assert!(free_elsewhere(&lock) && free_elsewhere(&rlock));
+/// let _g = lock.acquire()?;
+/// let _h = rlock.acquire()?;
+/// assert!(!free_elsewhere(&lock) && !free_elsewhere(&rlock));
+/// # Ok::<(), sharedctypes::Error>(())
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a lock type",
     label = "expected `sharedctypes::Lock` or `sharedctypes::RLock`",
@@ -925,17 +1083,87 @@ pub trait LockType:
     crate::sealed::Sealed + Clone + PartialEq + fmt::Debug + Send + Sync + 'static
 {
     /// The guard [`acquire`](LockType::acquire) returns.
+    ///
+    /// ```
+    /// use sharedctypes::{Lock, LockGuard, LockType};
+    ///
+    /// let lock = Lock::new()?;
+    /// let guard: <Lock as LockType>::Guard<'_> = LockType::acquire(&lock)?;
+    /// let _: &LockGuard<'_> = &guard;
+    /// assert!(lock.try_acquire().is_none());
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
     type Guard<'a>
     where
         Self: 'a;
 
     /// Waits for the lock.
+    ///
+    /// ```
+    /// use sharedctypes::{Lock, LockType, RLock, RawValue};
+    ///
+    /// fn bump<L: LockType>(lock: &L, n: &RawValue<u32>) {
+    ///     let _guard = lock.acquire().unwrap_or_else(|died| died.into_inner());
+    ///     n.update(|x| x + 1);
+    /// }
+    ///
+    /// let n = RawValue::new(0u32)?;
+    /// bump(&Lock::new()?, &n);
+    /// bump(&RLock::new()?, &n);
+    /// assert_eq!(n.get(), 2);
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
     fn acquire(&self) -> LockResult<Self::Guard<'_>>;
     /// Takes the lock if it is free.
+    ///
+    /// ```
+    /// use sharedctypes::{Lock, LockType, RLock};
+    ///
+    /// fn take_twice<L: LockType>(lock: &L) -> (bool, bool) {
+    ///     let first = lock.try_acquire();
+    ///     let second = lock.try_acquire();
+    ///     (first.is_some(), second.is_some())
+    /// }
+    ///
+    /// assert_eq!(take_twice(&Lock::new()?), (true, false)); // not re-entrant
+    /// assert_eq!(take_twice(&RLock::new()?), (true, true)); // re-entrant
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
     fn try_acquire(&self) -> Option<LockResult<Self::Guard<'_>>>;
     /// Waits at most `timeout`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sharedctypes::{Lock, LockType};
+    ///
+    /// fn taken_elsewhere_within<L: LockType>(lock: &L, timeout: Duration) -> bool {
+    ///     std::thread::scope(|s| {
+    ///         s.spawn(|| lock.acquire_timeout(timeout).is_some()).join().unwrap()
+    ///     })
+    /// }
+    ///
+    /// let lock = Lock::new()?;
+    /// assert!(taken_elsewhere_within(&lock, Duration::from_millis(5)));
+    /// let guard = lock.acquire()?;
+    /// assert!(!taken_elsewhere_within(&lock, Duration::from_millis(5))); // gave up
+    /// drop(guard);
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
     fn acquire_timeout(&self, timeout: Duration) -> Option<LockResult<Self::Guard<'_>>>;
     /// The heap the lock lives in.
+    ///
+    /// ```
+    /// use sharedctypes::{Heap, LockType, RLock};
+    ///
+    /// fn home<L: LockType>(lock: &L) -> &Heap {
+    ///     lock.heap()
+    /// }
+    ///
+    /// let heap = Heap::new(4096)?;
+    /// let lock = RLock::new_in(&heap)?;
+    /// assert_eq!(home(&lock), &heap);
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
     fn heap(&self) -> &Heap;
 
     /// Takes the lock only if that needs no wait and no owner-death check.

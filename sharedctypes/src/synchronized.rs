@@ -67,6 +67,18 @@ pub struct Value<T: SharedType, L: LockType = RLock> {
 }
 
 /// Holds a [`Value`]'s lock; derefs to the [`Shared<T>`].
+///
+/// ```
+/// use sharedctypes::{Lock, Value};
+///
+/// let v = Value::with_lock(10i32, Lock::new()?)?;
+/// let guard = v.lock()?;
+/// guard.set(guard.get() + 5); // two accesses under one lock
+/// assert!(v.get_lock().try_acquire().is_none()); // held until the guard drops
+/// drop(guard);
+/// assert_eq!(v.get(), 15);
+/// # Ok::<(), sharedctypes::Error>(())
+/// ```
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct ValueGuard<'a, T: SharedType, L: LockType + 'a> {
     obj: &'a RawValue<T>,
@@ -75,6 +87,16 @@ pub struct ValueGuard<'a, T: SharedType, L: LockType + 'a> {
 
 impl<T: SharedType> Value<T, RLock> {
     /// A value in the default heap with a fresh [`RLock`] of its own.
+    ///
+    /// ```
+    /// use sharedctypes::Value;
+    ///
+    /// let a = Value::new(7i32)?; // Value('i', 7)
+    /// let b = Value::new(7i32)?;
+    /// assert_eq!(a.get(), 7);
+    /// assert!(a.get_lock() != b.get_lock()); // each has a lock of its own
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
     pub fn new(init: T) -> Result<Self> {
         Self::new_in(try_default_heap()?, init)
     }
@@ -117,12 +139,25 @@ impl<T: SharedType, L: LockType> Value<T, L> {
     }
 
     /// Reads the value under the lock (carrying on past a dead owner).
+    ///
+    /// ```
+    /// let v = sharedctypes::Value::new(2.5f64)?;
+    /// assert_eq!(v.get(), 2.5);
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
     #[inline]
     pub fn get(&self) -> T {
         self.locked().get()
     }
 
     /// Writes the value under the lock (carrying on past a dead owner).
+    ///
+    /// ```
+    /// let v = sharedctypes::Value::new(0u64)?;
+    /// v.set(42);
+    /// assert_eq!(v.get(), 42);
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
     #[inline]
     pub fn set(&self, value: T) {
         self.locked().set(value)
@@ -143,6 +178,16 @@ impl<T: SharedType, L: LockType> Value<T, L> {
 
     /// Takes the lock and returns a guard that derefs to the [`Shared<T>`].
     /// `Err(OwnerDied)` (holding the guard) if the previous holder died holding it.
+    ///
+    /// ```
+    /// let v = sharedctypes::Value::new(1i64)?;
+    /// let guard = v.lock()?; // Python's `with v.get_lock():`
+    /// guard.set(guard.get() * 10);
+    /// guard.update(|x| x + 1);
+    /// drop(guard);
+    /// assert_eq!(v.get(), 11);
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
     pub fn lock(&self) -> LockResult<ValueGuard<'_, T, L>> {
         map_result(self.lock.acquire(), |g| self.guard(g))
     }
@@ -160,11 +205,31 @@ impl<T: SharedType, L: LockType> Value<T, L> {
     }
 
     /// The raw value (Python's `getobj()`): access through it takes no lock.
+    ///
+    /// ```
+    /// let v = sharedctypes::Value::new(3u32)?;
+    /// let raw = v.get_obj();
+    /// raw.set(4); // no lock taken
+    /// assert_eq!(v.get(), 4);
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
     pub fn get_obj(&self) -> &RawValue<T> {
         &self.obj
     }
 
     /// The lock (Python's `getlock()`).
+    ///
+    /// ```
+    /// use sharedctypes::{Lock, Value};
+    ///
+    /// let lock = Lock::new()?;
+    /// let v = Value::with_lock(0u8, lock.clone())?;
+    /// assert!(v.get_lock() == &lock);
+    /// let held = v.get_lock().acquire()?;
+    /// assert!(lock.try_acquire().is_none()); // the same lock
+    /// drop(held);
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
     pub fn get_lock(&self) -> &L {
         &self.lock
     }
@@ -227,6 +292,19 @@ pub struct Array<T: SharedType, L: LockType = RLock> {
 }
 
 /// Holds an [`Array`]'s lock; derefs to `[Shared<T>]`.
+///
+/// ```
+/// let a = sharedctypes::Array::from_slice(&[1u32, 2, 3])?;
+/// {
+///     let guard = a.lock()?;
+///     assert_eq!(guard.len(), 3);
+///     for x in guard.iter() {
+///         x.set(x.get() * 10);
+///     }
+/// }
+/// assert_eq!(a.to_vec(), [10, 20, 30]);
+/// # Ok::<(), sharedctypes::Error>(())
+/// ```
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct ArrayGuard<'a, T: SharedType, L: LockType + 'a> {
     obj: &'a RawArray<T>,
@@ -235,11 +313,24 @@ pub struct ArrayGuard<'a, T: SharedType, L: LockType + 'a> {
 
 impl<T: SharedType> Array<T, RLock> {
     /// A zeroed array of `len` in the default heap with a fresh [`RLock`].
+    ///
+    /// ```
+    /// let a = sharedctypes::Array::<f64>::zeroed(3)?; // Array('d', 3)
+    /// assert_eq!(a.to_vec(), [0.0; 3]);
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
     pub fn zeroed(len: usize) -> Result<Self> {
         Self::zeroed_in(try_default_heap()?, len)
     }
 
     /// An array in the default heap holding a copy of `init`, with a fresh `RLock`.
+    ///
+    /// ```
+    /// let a = sharedctypes::Array::from_slice(&[9i32, 2, 8])?; // Array('i', (9, 2, 8))
+    /// assert_eq!(a.len(), 3);
+    /// assert_eq!(a.get(2)?, 8);
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
     pub fn from_slice(init: &[T]) -> Result<Self> {
         Self::from_slice_in(try_default_heap()?, init)
     }
@@ -261,6 +352,15 @@ impl<T: SharedType> Array<T, RLock> {
     }
 
     /// [`from_slice`](Self::from_slice) in `heap` (the lock too).
+    ///
+    /// ```
+    /// let heap = sharedctypes::Heap::new(4096)?;
+    /// let a = sharedctypes::Array::from_slice_in(&heap, &[1u16, 2])?;
+    /// assert_eq!(a.to_vec(), [1, 2]);
+    /// assert_eq!(a.get_obj().heap(), &heap);
+    /// assert_eq!(a.get_lock().heap(), &heap);
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
     pub fn from_slice_in(heap: &Heap, init: &[T]) -> Result<Self> {
         let array = Self::zeroed_in(heap, init.len())?;
         let dst = array.obj.as_ptr().cast::<T>().cast_mut();
@@ -284,6 +384,14 @@ impl Array<c_char, RLock> {
     }
 
     /// [`from_bytes`](Self::from_bytes) in `heap` (the lock too).
+    ///
+    /// ```
+    /// let heap = sharedctypes::Heap::new(4096)?;
+    /// let s = sharedctypes::Array::from_bytes_in(&heap, b"abc")?;
+    /// assert_eq!(s.value(), b"abc");
+    /// assert_eq!(s.get_lock().heap(), &heap);
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
     pub fn from_bytes_in(heap: &Heap, bytes: &[u8]) -> Result<Self> {
         Self::from_slice_in(heap, crate::raw::bytes_as_chars(bytes))
     }
@@ -291,6 +399,16 @@ impl Array<c_char, RLock> {
 
 impl<T: SharedType, L: LockType> Array<T, L> {
     /// A zeroed array of `len` in the default heap guarded by `lock`.
+    ///
+    /// ```
+    /// use sharedctypes::{Array, Lock};
+    ///
+    /// let lock = Lock::new()?;
+    /// let a = Array::<i16, Lock>::zeroed_with_lock(4, lock.clone())?;
+    /// assert_eq!(a.to_vec(), [0; 4]);
+    /// assert!(a.get_lock() == &lock);
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
     pub fn zeroed_with_lock(len: usize, lock: L) -> Result<Self> {
         Ok(Array {
             obj: RawArray::zeroed(len)?,
@@ -299,6 +417,17 @@ impl<T: SharedType, L: LockType> Array<T, L> {
     }
 
     /// An array in the default heap holding a copy of `init`, guarded by `lock`.
+    ///
+    /// ```
+    /// use sharedctypes::{Array, Lock};
+    ///
+    /// let lock = Lock::new()?;
+    /// let a = Array::from_slice_with_lock(&[1u8, 2], lock.clone())?;
+    /// let b = Array::from_slice_with_lock(&[3u8], lock.clone())?;
+    /// assert!(a.get_lock() == b.get_lock()); // one lock guards both
+    /// assert_eq!(b.to_vec(), [3]);
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
     pub fn from_slice_with_lock(init: &[T], lock: L) -> Result<Self> {
         Ok(Array {
             obj: RawArray::from_slice(init)?,
@@ -307,12 +436,27 @@ impl<T: SharedType, L: LockType> Array<T, L> {
     }
 
     /// The number of elements (needs no lock: it never changes).
+    ///
+    /// ```
+    /// let a = sharedctypes::Array::<u8>::zeroed(5)?;
+    /// assert_eq!(a.len(), 5);
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
     #[allow(clippy::len_without_is_empty)]
     pub fn len(&self) -> usize {
         self.obj.len()
     }
 
     /// Element `index`, read under the lock; `Err(IndexOutOfRange)` past the end.
+    ///
+    /// ```
+    /// use sharedctypes::{Array, Error};
+    ///
+    /// let a = Array::from_slice(&[10i32, 20])?;
+    /// assert_eq!(a.get(1)?, 20);
+    /// assert!(matches!(a.get(2), Err(Error::IndexOutOfRange { index: 2, len: 2 })));
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
     pub fn get(&self, index: usize) -> Result<T> {
         let cell = self.cell(index)?;
         let _guard = self.locked();
@@ -320,6 +464,14 @@ impl<T: SharedType, L: LockType> Array<T, L> {
     }
 
     /// Writes element `index` under the lock; `Err(IndexOutOfRange)` past the end.
+    ///
+    /// ```
+    /// let a = sharedctypes::Array::from_slice(&[0u8; 3])?;
+    /// a.set(0, 7)?;
+    /// assert_eq!(a.to_vec(), [7, 0, 0]);
+    /// assert!(a.set(3, 1).is_err());
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
     pub fn set(&self, index: usize, value: T) -> Result<()> {
         let cell = self.cell(index)?;
         let _guard = self.locked();
@@ -328,18 +480,46 @@ impl<T: SharedType, L: LockType> Array<T, L> {
     }
 
     /// Copies every element out under one lock.
+    ///
+    /// ```
+    /// let a = sharedctypes::Array::from_slice(&[1.5f32, -2.0])?;
+    /// assert_eq!(a.to_vec(), vec![1.5, -2.0]);
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
     pub fn to_vec(&self) -> Vec<T> {
         load_vec(&self.locked())
     }
 
     /// Overwrites every element from `src` under one lock; `Err(LengthMismatch)` if the
     /// lengths differ (nothing is written).
+    ///
+    /// ```
+    /// use sharedctypes::{Array, Error};
+    ///
+    /// let a = Array::<u32>::zeroed(3)?;
+    /// a.copy_from_slice(&[4, 5, 6])?;
+    /// assert_eq!(a.to_vec(), [4, 5, 6]);
+    /// let err = a.copy_from_slice(&[1, 2]).unwrap_err();
+    /// assert!(matches!(err, Error::LengthMismatch { expected: 3, found: 2 }));
+    /// assert_eq!(a.to_vec(), [4, 5, 6]); // nothing was written
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
     pub fn copy_from_slice(&self, src: &[T]) -> Result<()> {
         store_slice(&self.locked(), src)
     }
 
     /// Takes the lock and returns a guard that derefs to `[Shared<T>]`.
     /// `Err(OwnerDied)` (holding the guard) if the previous holder died holding it.
+    ///
+    /// ```
+    /// let a = sharedctypes::Array::from_slice(&[1i64, 2, 3])?;
+    /// let guard = a.lock()?;
+    /// let sum: i64 = guard.iter().map(|x| x.get()).sum();
+    /// guard[0].set(sum); // read and write under one lock
+    /// drop(guard);
+    /// assert_eq!(a.to_vec(), [6, 2, 3]);
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
     pub fn lock(&self) -> LockResult<ArrayGuard<'_, T, L>> {
         map_result(self.lock.acquire(), |g| ArrayGuard {
             obj: &self.obj,
@@ -359,11 +539,31 @@ impl<T: SharedType, L: LockType> Array<T, L> {
     }
 
     /// The raw array (Python's `getobj()`): access through it takes no lock.
+    ///
+    /// ```
+    /// let a = sharedctypes::Array::from_slice(&[1u8, 2])?;
+    /// let raw = a.get_obj();
+    /// raw[1].set(9); // no lock taken
+    /// assert_eq!(a.to_vec(), [1, 9]);
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
     pub fn get_obj(&self) -> &RawArray<T> {
         &self.obj
     }
 
     /// The lock (Python's `getlock()`).
+    ///
+    /// ```
+    /// use sharedctypes::{Array, Lock};
+    ///
+    /// let lock = Lock::new()?;
+    /// let a = Array::from_slice_with_lock(&[1u8], lock.clone())?;
+    /// assert!(a.get_lock() == &lock);
+    /// let held = a.get_lock().acquire()?;
+    /// assert!(lock.try_acquire().is_none()); // the same lock
+    /// drop(held);
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
     pub fn get_lock(&self) -> &L {
         &self.lock
     }
@@ -371,6 +571,17 @@ impl<T: SharedType, L: LockType> Array<T, L> {
 
 impl<L: LockType> Array<c_char, L> {
     /// A `c_char` array in the default heap holding `bytes`, guarded by `lock`.
+    ///
+    /// ```
+    /// use sharedctypes::{Array, Lock};
+    ///
+    /// let lock = Lock::new()?;
+    /// let s = Array::from_bytes_with_lock(b"hello", lock.clone())?;
+    /// assert_eq!(s.len(), 5); // no terminator added
+    /// assert_eq!(s.value(), b"hello");
+    /// assert!(s.get_lock() == &lock);
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
     pub fn from_bytes_with_lock(bytes: &[u8], lock: L) -> Result<Self> {
         Ok(Array {
             obj: RawArray::from_bytes(bytes)?,
@@ -379,23 +590,56 @@ impl<L: LockType> Array<c_char, L> {
     }
 
     /// The bytes up to the first NUL, read under the lock.
+    ///
+    /// ```
+    /// let s = sharedctypes::Array::from_bytes(b"ab\0cd")?;
+    /// assert_eq!(s.value(), b"ab");
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
     pub fn value(&self) -> Vec<u8> {
         bytes::value(&self.locked())
     }
 
     /// Every byte, read under the lock.
+    ///
+    /// ```
+    /// let s = sharedctypes::Array::from_bytes(b"ab\0cd")?;
+    /// assert_eq!(s.raw(), b"ab\0cd");
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
     pub fn raw(&self) -> Vec<u8> {
         bytes::raw(&self.locked())
     }
 
     /// Writes a byte string (NUL-terminated when shorter) under the lock; too long is
     /// `Err(TooLong)` and writes nothing.
+    ///
+    /// ```
+    /// use sharedctypes::{Array, Error};
+    ///
+    /// let s = Array::from_bytes(b"hello")?;
+    /// s.set_value(b"hi")?;
+    /// assert_eq!(s.value(), b"hi");
+    /// assert_eq!(s.raw(), b"hi\0lo");
+    /// let err = s.set_value(b"too long").unwrap_err();
+    /// assert!(matches!(err, Error::TooLong { len: 8, capacity: 5 }));
+    /// assert_eq!(s.raw(), b"hi\0lo"); // nothing was written
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
     pub fn set_value(&self, value: &[u8]) -> Result<()> {
         bytes::set_value(&self.locked(), value)
     }
 
     /// Writes raw bytes over the start of the array under the lock; too long is
     /// `Err(TooLong)` and writes nothing.
+    ///
+    /// ```
+    /// let s = sharedctypes::Array::from_bytes(b"hello")?;
+    /// s.set_raw(b"J")?;
+    /// assert_eq!(s.value(), b"Jello");
+    /// assert!(s.set_raw(b"too long").is_err());
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
     pub fn set_raw(&self, raw: &[u8]) -> Result<()> {
         bytes::set_raw(&self.locked(), raw)
     }
@@ -403,21 +647,52 @@ impl<L: LockType> Array<c_char, L> {
 
 impl<L: LockType> ArrayGuard<'_, c_char, L> {
     /// The bytes up to the first NUL.
+    ///
+    /// ```
+    /// let s = sharedctypes::Array::from_bytes(b"ab\0c")?;
+    /// let guard = s.lock()?;
+    /// assert_eq!(guard.value(), b"ab");
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
     pub fn value(&self) -> Vec<u8> {
         bytes::value(self)
     }
 
     /// Every byte.
+    ///
+    /// ```
+    /// let s = sharedctypes::Array::from_bytes(b"ab\0c")?;
+    /// let guard = s.lock()?;
+    /// assert_eq!(guard.raw(), b"ab\0c");
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
     pub fn raw(&self) -> Vec<u8> {
         bytes::raw(self)
     }
 
     /// Writes a byte string, NUL-terminated when shorter.
+    ///
+    /// ```
+    /// let s = sharedctypes::Array::from_bytes(b"hello")?;
+    /// let guard = s.lock()?;
+    /// guard.set_value(b"hey")?;
+    /// assert_eq!(guard.raw(), b"hey\0o");
+    /// assert!(guard.set_value(b"greetings").is_err()); // longer than the array
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
     pub fn set_value(&self, value: &[u8]) -> Result<()> {
         bytes::set_value(self, value)
     }
 
     /// Writes raw bytes over the start of the array.
+    ///
+    /// ```
+    /// let s = sharedctypes::Array::from_bytes(b"hello")?;
+    /// let guard = s.lock()?;
+    /// guard.set_raw(b"HE")?;
+    /// assert_eq!(guard.raw(), b"HEllo");
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
     pub fn set_raw(&self, raw: &[u8]) -> Result<()> {
         bytes::set_raw(self, raw)
     }
@@ -474,14 +749,54 @@ impl<T: SharedType, L: LockType> CopyShared for Array<T, L> {
 
 /// A raw object that [`synchronized`] can wrap: [`RawValue`] (into [`Value`]) or
 /// [`RawArray`] (into [`Array`]).
+///
+/// ```
+/// use sharedctypes::{Lock, RawValue, Synchronize};
+///
+/// let raw = RawValue::new(5i32)?;
+/// let v = raw.clone().with_lock(Lock::new()?); // what `synchronized_with` does
+/// v.set(6);
+/// assert_eq!(raw.get(), 6); // the same shared value
+/// # Ok::<(), sharedctypes::Error>(())
+/// ```
 pub trait Synchronize: crate::sealed::Sealed + Sized {
     /// The synchronized wrapper with lock type `L`.
+    ///
+    /// ```
+    /// use sharedctypes::{Array, RLock, RawArray, Synchronize};
+    ///
+    /// let wrapped: <RawArray<u8> as Synchronize>::Synchronized<RLock> =
+    ///     RawArray::from_slice(&[1u8, 2])?.with_lock(RLock::new()?);
+    /// let _: &Array<u8, RLock> = &wrapped;
+    /// assert_eq!(wrapped.to_vec(), [1, 2]);
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
     type Synchronized<L: LockType>;
 
     /// Wraps `self` with `lock`.
+    ///
+    /// ```
+    /// use sharedctypes::{Lock, RawArray, Synchronize};
+    ///
+    /// let lock = Lock::new()?;
+    /// let raw = RawArray::from_slice(&[1u8, 2, 3])?;
+    /// let arr = raw.clone().with_lock(lock.clone());
+    /// assert!(arr.get_lock() == &lock);
+    /// assert!(arr.get_obj() == &raw);
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
     fn with_lock<L: LockType>(self, lock: L) -> Self::Synchronized<L>;
 
     /// The heap the raw object lives in.
+    ///
+    /// ```
+    /// use sharedctypes::{Heap, RawArray, Synchronize};
+    ///
+    /// let heap = Heap::new(4096)?;
+    /// let raw = RawArray::<u8>::zeroed_in(&heap, 4)?;
+    /// assert_eq!(raw.home_heap(), &heap); // where `synchronized` puts the new lock
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
     fn home_heap(&self) -> &Heap;
 }
 

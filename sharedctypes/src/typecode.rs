@@ -127,6 +127,13 @@ pub enum Typecode {
 
 impl Typecode {
     /// Every typecode, in Python's order.
+    ///
+    /// ```
+    /// use sharedctypes::Typecode;
+    ///
+    /// let chars: String = Typecode::ALL.iter().map(|t| t.as_char()).collect();
+    /// assert_eq!(chars, "cbBhHiIlLqQfd");
+    /// ```
     pub const ALL: [Typecode; 13] = [
         Typecode::Char,
         Typecode::I8,
@@ -144,6 +151,14 @@ impl Typecode {
     ];
 
     /// The code's character.
+    ///
+    /// ```
+    /// use sharedctypes::Typecode;
+    ///
+    /// assert_eq!(Typecode::F64.as_char(), 'd');
+    /// assert_eq!(Typecode::try_from('d')?, Typecode::F64); // and back
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
     pub const fn as_char(self) -> char {
         match self {
             Typecode::Char => 'c',
@@ -164,6 +179,13 @@ impl Typecode {
 
     /// The element's size in bytes (as `std::mem::size_of` of the
     /// [`typecode!`](crate::typecode!) type).
+    ///
+    /// ```
+    /// use sharedctypes::{typecode, Typecode};
+    ///
+    /// assert_eq!(Typecode::I16.size(), 2);
+    /// assert_eq!(Typecode::Long.size(), std::mem::size_of::<typecode!('l')>());
+    /// ```
     pub const fn size(self) -> usize {
         use std::mem::size_of;
         match self {
@@ -178,6 +200,13 @@ impl Typecode {
     }
 
     /// The Rust type's name, e.g. `"f64"` or `"c_char"`.
+    ///
+    /// ```
+    /// use sharedctypes::Typecode;
+    ///
+    /// assert_eq!(Typecode::U8.rust_type(), "u8");
+    /// assert_eq!(Typecode::Char.rust_type(), "c_char");
+    /// ```
     pub const fn rust_type(self) -> &'static str {
         match self {
             Typecode::Char => "c_char",
