@@ -32,22 +32,35 @@ use std::fmt;
 /// assert_ne!(usize::LAYOUT, u64::LAYOUT); // distinct, even at the same size
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[allow(missing_docs)]
 #[non_exhaustive]
 pub enum Primitive {
+    /// `i8` (and `c_char` where it is signed).
     I8,
+    /// `i16`.
     I16,
+    /// `i32`.
     I32,
+    /// `i64` (and `c_long` on 64-bit Linux).
     I64,
+    /// `i128`.
     I128,
+    /// `isize`: distinct from the fixed-width integers.
     Isize,
+    /// `u8` (and `c_char` where it is unsigned).
     U8,
+    /// `u16`.
     U16,
+    /// `u32`.
     U32,
+    /// `u64` (and `c_ulong` on 64-bit Linux).
     U64,
+    /// `u128`.
     U128,
+    /// `usize`: distinct from the fixed-width integers.
     Usize,
+    /// `f32`.
     F32,
+    /// `f64`.
     F64,
 }
 

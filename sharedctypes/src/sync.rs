@@ -709,7 +709,9 @@ impl Lock {
         }
     }
 
-    /// Waits at most `timeout` for the lock; `None` if it did not come free.
+    /// Waits at most `timeout` for the lock; `None` if it did not come free. As with
+    /// Python's `Lock.acquire(timeout=t)`, a thread that already holds this lock waits
+    /// out the whole timeout and gets `None` (a `Lock` is not re-entrant).
     ///
     /// ```
     /// use std::time::Duration;
@@ -1114,7 +1116,9 @@ pub trait LockType:
     /// # Ok::<(), sharedctypes::Error>(())
     /// ```
     fn acquire(&self) -> LockResult<Self::Guard<'_>>;
-    /// Takes the lock if it is free.
+    /// Takes the lock if it is free (or its holder is dead); `None` if another thread
+    /// holds it. A thread that already holds it gets `None` from a [`Lock`] and a nested
+    /// guard from an [`RLock`].
     ///
     /// ```
     /// use sharedctypes::{Lock, LockType, RLock};
@@ -1130,7 +1134,7 @@ pub trait LockType:
     /// # Ok::<(), sharedctypes::Error>(())
     /// ```
     fn try_acquire(&self) -> Option<LockResult<Self::Guard<'_>>>;
-    /// Waits at most `timeout`.
+    /// Waits at most `timeout` for the lock; `None` if it did not come free.
     ///
     /// ```
     /// use std::time::Duration;

@@ -121,7 +121,10 @@ impl<T: SharedType> Value<T, RLock> {
 }
 
 impl<T: SharedType, L: LockType> Value<T, L> {
-    /// A value in the default heap guarded by `lock` (Python's `lock=lock`).
+    /// A value in the default heap guarded by `lock` (Python's `lock=lock`). The value
+    /// is allocated in the default heap wherever the lock lives; for another heap use
+    /// `synchronized_with(RawValue::new_in(&heap, init)?, lock)` (needed, for example, to
+    /// publish it in a named heap).
     ///
     /// ```
     /// use sharedctypes::{Lock, Value};
@@ -398,7 +401,8 @@ impl Array<c_char, RLock> {
 }
 
 impl<T: SharedType, L: LockType> Array<T, L> {
-    /// A zeroed array of `len` in the default heap guarded by `lock`.
+    /// A zeroed array of `len` in the default heap guarded by `lock`. For another heap
+    /// use `synchronized_with(RawArray::zeroed_in(&heap, len)?, lock)`.
     ///
     /// ```
     /// use sharedctypes::{Array, Lock};
@@ -670,7 +674,8 @@ impl<L: LockType> ArrayGuard<'_, c_char, L> {
         bytes::raw(self)
     }
 
-    /// Writes a byte string, NUL-terminated when shorter.
+    /// Writes a byte string, NUL-terminated when shorter. Longer than the array is
+    /// `Err(TooLong)` and writes nothing.
     ///
     /// ```
     /// let s = sharedctypes::Array::from_bytes(b"hello")?;
@@ -684,7 +689,8 @@ impl<L: LockType> ArrayGuard<'_, c_char, L> {
         bytes::set_value(self, value)
     }
 
-    /// Writes raw bytes over the start of the array.
+    /// Writes raw bytes over the start of the array. Longer than the array is
+    /// `Err(TooLong)` and writes nothing.
     ///
     /// ```
     /// let s = sharedctypes::Array::from_bytes(b"hello")?;
