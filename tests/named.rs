@@ -1103,3 +1103,48 @@ fn only_the_same_segment_is_unlinked() {
     drop(second);
     assert!(!exists(&name));
 }
+
+#[test]
+fn locks_are_not_handed_to_another_pid_namespace() {
+    let name = unique("pidns");
+    let _cleanup = Cleanup(&name);
+    let heap = Heap::create(&name, 1 << 16).unwrap();
+    heap.publish("lock", &Lock::new_in(&heap).unwrap()).unwrap();
+    heap.publish("value", &Value::new_in(&heap, 5u32).unwrap())
+        .unwrap();
+    heap.publish("raw", &RawValue::new_in(&heap, 7u32).unwrap())
+        .unwrap();
+    let name2 = name.clone();
+    // The child moves its future children into a new PID namespace (needs
+    // CAP_SYS_ADMIN: without it there is nothing to test, and the child says so with 77).
+    let status = child_status(move || {
+        // SAFETY: unshare only changes which PID namespace this process's children get.
+        if unsafe { libc::unshare(libc::CLONE_NEWPID) } != 0 {
+            std::process::exit(77);
+        }
+        let status = child_status(move || {
+            let heap = Heap::open(&name2).unwrap();
+            assert!(matches!(
+                heap.lookup::<Lock>("lock"),
+                Err(Error::ForeignPidNamespace)
+            ));
+            assert!(matches!(
+                heap.lookup::<Value<u32>>("value"),
+                Err(Error::ForeignPidNamespace)
+            ));
+            assert_eq!(heap.lookup::<RawValue<u32>>("raw").unwrap().get(), 7);
+            assert!(matches!(
+                heap.publish("lock2", &Lock::new_in(&heap).unwrap()),
+                Err(Error::ForeignPidNamespace)
+            ));
+        });
+        assert!(status.success(), "{status:?}");
+    });
+    match status.code() {
+        Some(77) => eprintln!("skipped: unshare(CLONE_NEWPID) is not permitted here"),
+        _ => assert!(status.success(), "{status:?}"),
+    }
+    // Back in our own namespace, everything is handed out.
+    let opened = Heap::open(&name).unwrap();
+    assert!(opened.lookup::<Lock>("lock").is_ok());
+}

@@ -77,6 +77,9 @@ pub enum Error {
         /// The largest alignment a heap honours (the page size).
         max: usize,
     },
+    /// A lock in a named heap created in another PID namespace: locks identify their
+    /// owners by thread id, which means nothing across PID namespaces.
+    ForeignPidNamespace,
     /// The operating system refused a call.
     Os {
         /// What the crate was doing.
@@ -197,6 +200,12 @@ impl fmt::Display for Error {
                 f,
                 "alignment {align} is larger than the page size {max}, the largest a \
                  heap can honour; lower the type's #[repr(align)]"
+            ),
+            Error::ForeignPidNamespace => f.write_str(
+                "the heap was created in another PID namespace, where this process's thread \
+                 ids mean nothing, so its locks cannot work here; run both programs in one \
+                 PID namespace (e.g. shareProcessNamespace in Kubernetes), or share only raw \
+                 objects",
             ),
             Error::Os { op, source } => write!(f, "{op} failed: {source}"),
         }

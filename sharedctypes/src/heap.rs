@@ -57,6 +57,11 @@ pub(crate) struct Header {
     pub creator_pid: u32,
     /// Offset of the newest directory entry, 0 when empty (see `named`).
     pub directory: AtomicU64,
+    /// The creator's PID namespace (inode of `/proc/self/ns/pid`), 0 if unknown. Locks
+    /// name their owners by thread id, which means nothing in another PID namespace, so
+    /// locks are not handed out there (see `named`). Read as an atomic: a process that
+    /// does not cooperate could change it.
+    pub pid_namespace: AtomicU64,
 }
 
 static_assertions::const_assert!(std::mem::size_of::<Header>() <= HEADER_SIZE);
@@ -151,6 +156,7 @@ impl Heap {
             state: AtomicU32::new(0),
             creator_pid,
             directory: AtomicU64::new(0),
+            pid_namespace: AtomicU64::new(os::pid_namespace()),
         };
         // SAFETY: the mapping is at least HEADER_SIZE bytes and page-aligned, so valid and
         // aligned for a `Header`; the file is fresh, so no other process reads it yet

@@ -78,6 +78,15 @@
 //! `FALLOC_FL_PUNCH_HOLE`) after it was opened is the same: the first write into a hole
 //! needs a new page, and raises `SIGBUS` if `/dev/shm` is full.
 //!
+//! # Locks and PID namespaces
+//!
+//! A [`Lock`] names its owner by kernel thread id and checks a waiting
+//! owner's liveness by that id, which means nothing in another PID namespace (two
+//! containers sharing `/dev/shm` but not their processes, say). The heap records its
+//! creator's PID namespace, and [`publish`](Heap::publish) and [`lookup`](Heap::lookup)
+//! of anything holding a lock (`Lock`, `RLock`, `Value`, `Array`) from another namespace
+//! are [`Error::ForeignPidNamespace`]; raw objects are shared across namespaces freely.
+//!
 //! # The directory
 //!
 //! [`publish`](Heap::publish) records a handle under a key; [`lookup`](Heap::lookup)
@@ -504,6 +513,9 @@ impl Heap {
     /// ```
     pub fn publish<H: Publish>(&self, key: &str, handle: &H) -> Result<()> {
         let key = check_key(key)?;
+        if H::__KIND.lock != LockKind::None {
+            self.check_pid_namespace()?;
+        }
         let parts = handle.__parts();
         let ours = |part: Option<(&Heap, usize)>| part.map_or(true, |(h, _)| h.same_heap(self));
         if !ours(parts.object) || !ours(parts.lock) {
@@ -649,6 +661,7 @@ impl Heap {
         }
         if H::__KIND.lock != LockKind::None {
             check_lock(found.lock, limit)?;
+            self.check_pid_namespace()?;
         }
         // SAFETY: `check_object` proved `[object, object + len * size_of::<T>())` inside the
         // allocated part of this heap and aligned for `T` (`H::__ELEM` is `T`'s
@@ -656,6 +669,17 @@ impl Heap {
         // `LockState`; the kind (and so which of them `H` uses) is `H::__KIND`, compared
         // above.
         Ok(unsafe { H::__rebuild(self, &found) })
+    }
+
+    /// Locks are usable only in the PID namespace the heap was created in (0: unknown,
+    /// on either side, is allowed).
+    fn check_pid_namespace(&self) -> Result<()> {
+        let theirs = self.header().pid_namespace.load(Ordering::Relaxed);
+        let ours = os::pid_namespace();
+        if theirs != 0 && ours != 0 && theirs != ours {
+            return Err(Error::ForeignPidNamespace);
+        }
+        Ok(())
     }
 
     /// The keys published in this heap, newest first.

@@ -129,3 +129,8 @@ pub(crate) fn page_size() -> usize {
     let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     usize::try_from(n).ok().filter(|&n| n > 0).unwrap_or(4096)
 }
+
+/// This process's PID namespace: the inode of `/proc/self/ns/pid`, 0 if unknown.
+pub(crate) fn pid_namespace() -> u64 {
+    std::fs::metadata("/proc/self/ns/pid").map_or(0, |m| m.ino())
+}
