@@ -116,8 +116,10 @@ impl Process {
         let mut out = io::stdout().lock();
         let err = io::stderr().lock();
         let _ = out.flush();
-        // SAFETY: fork has no memory-safety preconditions; in the child we only run code
-        // that is safe after fork (see the module docs) and leave with `_exit`.
+        // SAFETY: fork has no memory-safety preconditions. In the child, the crate's own
+        // code takes no lock another thread could have held (the stdio locks are held by
+        // this thread across the fork); `f` is the caller's, with the cautions of the
+        // module docs; the child leaves with `_exit` and never returns into our caller.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
             drop((out, err));
