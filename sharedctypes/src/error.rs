@@ -80,6 +80,26 @@ pub enum Error {
     /// A lock in a named heap created in another PID namespace: locks identify their
     /// owners by thread id, which means nothing across PID namespaces.
     ForeignPidNamespace,
+    /// A lock in a named heap created in another time namespace: lock owners are told
+    /// apart from strangers with a reused thread id by their start time, which a time
+    /// namespace shifts, so such locks could be taken over while their owner is alive.
+    ForeignTimeNamespace,
+    /// A lock was busy (or did not come free within the timeout); see
+    /// `TryLockError::WouldBlock`.
+    WouldBlock,
+    /// A child process did not exit with status 0: it returned an error, panicked
+    /// (status 101), was killed by a signal, or exited with another code.
+    ChildFailed {
+        /// The child's process id.
+        pid: u32,
+        /// How it ended.
+        status: std::process::ExitStatus,
+    },
+    /// A semaphore's value would pass its limit (`u32::MAX`, or a
+    /// `BoundedSemaphore`'s initial value); nothing changed.
+    SemaphoreOverflow,
+    /// A barrier was broken (aborted, reset, or timed out) while waiting on it, or before.
+    BrokenBarrier,
     /// The operating system refused a call.
     Os {
         /// What the crate was doing.
@@ -206,6 +226,42 @@ impl fmt::Display for Error {
                  ids mean nothing, so its locks cannot work here; run both programs in one \
                  PID namespace (e.g. shareProcessNamespace in Kubernetes), or share only raw \
                  objects",
+            ),
+            Error::ForeignTimeNamespace => f.write_str(
+                "the heap was created in another time namespace, where thread start times \
+                 differ, so its locks cannot tell a live owner from a dead one here; run both \
+                 programs in one time namespace, or share only raw objects",
+            ),
+            Error::WouldBlock => f.write_str(
+                "the lock is held by another thread or process (or did not come free within \
+                 the timeout); try again later, or wait with acquire()",
+            ),
+            Error::ChildFailed { pid, status } => {
+                use std::os::unix::process::ExitStatusExt;
+                match (status.code(), status.signal()) {
+                    (Some(101), _) => write!(
+                        f,
+                        "child process {pid} panicked (exit status 101); its panic message \
+                         is on standard error"
+                    ),
+                    (Some(code), _) => write!(
+                        f,
+                        "child process {pid} failed with exit status {code}; an `Err` it \
+                         returned is printed on standard error"
+                    ),
+                    (None, Some(sig)) => {
+                        write!(f, "child process {pid} was killed by signal {sig}")
+                    }
+                    _ => write!(f, "child process {pid} failed: {status}"),
+                }
+            }
+            Error::SemaphoreOverflow => f.write_str(
+                "semaphore released too many times: its value would pass its limit \
+                 (u32::MAX, or a BoundedSemaphore's initial value); nothing was changed",
+            ),
+            Error::BrokenBarrier => f.write_str(
+                "the barrier is broken (aborted, reset, or a waiter timed out); call reset() \
+                 to use it again",
             ),
             Error::Os { op, source } => write!(f, "{op} failed: {source}"),
         }
