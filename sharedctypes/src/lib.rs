@@ -118,3 +118,8 @@ pub mod __private {
     pub use crate::shared::{Shared, SharedStruct, SharedType};
     pub use core;
 }
+
+/// Hooks for the fuzz targets in `fuzz/` and their regression tests. Not API.
+#[doc(hidden)]
+#[path = "fuzz_hooks.rs"]
+pub mod __fuzz;
