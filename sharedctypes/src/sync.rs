@@ -889,6 +889,11 @@ impl RLock {
     /// Waits for the lock; returns at once if this thread already holds it.
     /// `Err(OwnerDied)` (holding the guard) if its previous holder died holding it.
     ///
+    /// # Panics
+    ///
+    /// If this thread already holds it `u32::MAX` times, as std's `ReentrantLock::lock`
+    /// ([`try_acquire`](RLock::try_acquire) gives `None` instead).
+    ///
     /// ```
     /// let lock = sharedctypes::RLock::new()?;
     /// let a = lock.acquire()?;
@@ -903,12 +908,14 @@ impl RLock {
         if state.try_fast(me) {
             return Ok(self.first_guard(me));
         }
+        // Without a deadline, only a recursion count at its limit gives `None`.
         self.finish(me, state.lock_contended(me, None))
-            .expect("no deadline was given")
+            .expect("RLock recursion depth overflow: this thread holds it u32::MAX times")
     }
 
     /// Takes the lock if it is free, held by this thread, or held by a dead thread;
-    /// `None` if another live thread holds it.
+    /// `None` if another live thread holds it, or this thread holds it `u32::MAX`
+    /// times already.
     ///
     /// ```
     /// let lock = sharedctypes::RLock::new()?;
@@ -923,7 +930,8 @@ impl RLock {
         self.finish(me, acquired)
     }
 
-    /// Waits at most `timeout` for the lock; `None` if it did not come free.
+    /// Waits at most `timeout` for the lock; `None` if it did not come free (or this
+    /// thread holds it `u32::MAX` times already).
     ///
     /// ```
     /// let lock = sharedctypes::RLock::new()?;
@@ -947,7 +955,7 @@ impl RLock {
         if state.try_fast(me) {
             Some(self.first_guard(me))
         } else if state.owned_by(me) {
-            Some(self.nested_guard(me))
+            self.nested_guard(me)
         } else {
             None
         }
@@ -957,7 +965,8 @@ impl RLock {
         match acquired {
             Acquired::Clean => Some(Ok(self.first_guard(me))),
             Acquired::OwnerDied => Some(Err(OwnerDied::new(self.first_guard(me)))),
-            Acquired::Mine => Some(Ok(self.nested_guard(me))),
+            // `None` at the deepest recursion, as std's `ReentrantLock::try_lock`.
+            Acquired::Mine => self.nested_guard(me).map(Ok),
             Acquired::TimedOut => None,
         }
     }
@@ -973,16 +982,18 @@ impl RLock {
         }
     }
 
-    fn nested_guard(&self, me: Me) -> RLockGuard<'_> {
+    /// One more level; `None` if the count is at `u32::MAX` already: `u32::MAX`
+    /// guards held, or a count that another process of the same user wrote into the
+    /// heap (which once made `try_acquire` panic: `tests/fuzz_regressions.rs`).
+    fn nested_guard(&self, me: Me) -> Option<RLockGuard<'_>> {
         let state = self.handle.state();
-        let depth = state.count.load(Ordering::Relaxed);
-        assert!(depth < u32::MAX, "RLock recursion depth overflow");
-        state.count.store(depth + 1, Ordering::Relaxed);
-        RLockGuard {
+        let depth = state.count.load(Ordering::Relaxed).checked_add(1)?;
+        state.count.store(depth, Ordering::Relaxed);
+        Some(RLockGuard {
             state,
             me,
             _not_send: PhantomData,
-        }
+        })
     }
 
     /// The heap the lock lives in.
