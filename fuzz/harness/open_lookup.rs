@@ -9,13 +9,15 @@
 //!   made on another machine are still handed out;
 //! - bit 2: replace every `TID!` in the segment with this thread's id, and every
 //!   `STAMP!!!` with its stamp (`tid << 32 | start time`, as a lock records its owner),
-//!   so that lock words can name a live owner: this very thread.
+//!   so that lock words can name a live owner: this very thread;
+//! - bit 3: wait for locks that are busy (`acquire_timeout` of a few liveness
+//!   intervals, instead of 0), so that waiters check owners and take over dead ones.
 //!
-//! Properties: nothing crashes, hangs or blocks (only `try_acquire` and zero timeouts;
-//! a `Value`/`Array` with an `RLock` is read through its convenience calls only while
-//! this thread holds that lock); a `Lock` this thread holds is not handed out to it a
-//! second time, and is free again once released; what is published into the damaged
-//! heap reads back as written.
+//! Properties: nothing crashes, hangs or blocks (only `try_acquire` and bounded
+//! timeouts; a `Value`/`Array` with an `RLock` is read through its convenience calls
+//! only while this thread holds that lock); a `Lock` this thread holds is not handed
+//! out to it a second time, and is free again once released; what is published into
+//! the damaged heap reads back as written.
 
 use std::cell::Cell;
 use std::fmt::Debug;
@@ -24,6 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use sharedctypes::sync::CHECK_INTERVAL;
 use sharedctypes::{
     copy_in, Array, Heap, Lock, LockResult, Publish, RLock, RawArray, RawValue, Shared,
     SharedStruct, SharedType, Value,
@@ -176,7 +179,7 @@ fn lock(l: &Lock) {
         assert!(took(&l.try_acquire()), "a released Lock is not free");
     } else {
         drop(first);
-        let _ = l.acquire_timeout(Duration::ZERO);
+        let _ = l.acquire_timeout(patience());
     }
     let _ = format!("{l:?}");
 }
@@ -184,11 +187,24 @@ fn lock(l: &Lock) {
 fn rlock(l: &RLock) {
     let first = l.try_acquire();
     if took(&first) {
-        assert!(took(&l.try_acquire()), "an RLock refused its owner");
+        // Recursion; refused only at the limit (`u32::MAX` levels), which a damaged
+        // count may claim.
+        let _ = l.try_acquire();
     }
     drop(first);
-    let _ = l.acquire_timeout(Duration::ZERO);
+    let _ = l.acquire_timeout(patience());
     let _ = format!("{l:?}");
+}
+
+/// Runs `f` while this thread holds `l` with room for one more level, so that `f`
+/// may use the blocking calls (`Value::get`, `Array::to_vec`, …): they only recurse.
+/// (Without the room, a damaged count at `u32::MAX` makes them panic, as
+/// `RLock::acquire` documents.) Does nothing if `l` cannot be taken at once.
+fn holding(l: &RLock, f: impl FnOnce()) {
+    let g = l.try_acquire();
+    if took(&g) && took(&l.try_acquire()) {
+        f();
+    }
 }
 
 fn value_lock<T: SharedType + Debug>(heap: &Heap, v: &Value<T, Lock>) {
@@ -201,16 +217,14 @@ fn value_lock<T: SharedType + Debug>(heap: &Heap, v: &Value<T, Lock>) {
 
 /// Holds the `RLock` first: the convenience calls then only recurse, never wait.
 fn value_rlock<T: SharedType + Debug>(heap: &Heap, v: &Value<T, RLock>) {
-    let g = v.get_lock().try_acquire();
-    if took(&g) {
+    holding(v.get_lock(), || {
         v.set(v.get());
         v.update(|x| x);
         if let Ok(inner) = v.lock() {
             inner.set(inner.get());
         }
-    }
+    });
     raw_value(heap, v.get_obj());
-    drop(g);
     rlock(v.get_lock());
     let _ = format!("{v:?}");
 }
@@ -224,8 +238,7 @@ fn array_lock<T: SharedType + Debug>(heap: &Heap, a: &Array<T, Lock>) {
 }
 
 fn array_rlock<T: SharedType + Debug>(heap: &Heap, a: &Array<T, RLock>) {
-    let g = a.get_lock().try_acquire();
-    if took(&g) {
+    holding(a.get_lock(), || {
         let all = a.to_vec();
         assert_eq!(all.len(), a.len());
         for (i, x) in all.into_iter().enumerate() {
@@ -233,9 +246,8 @@ fn array_rlock<T: SharedType + Debug>(heap: &Heap, a: &Array<T, RLock>) {
             a.set(i, x).expect("in range");
         }
         assert!(a.get(a.len()).is_err());
-    }
+    });
     raw_array(heap, a.get_obj());
-    drop(g);
     rlock(a.get_lock());
     let _ = format!("{a:?}");
 }
@@ -250,6 +262,19 @@ fn record(r: &Shared<Record>) {
 thread_local! {
     /// Handles `lookup` gave out during this thread's current input.
     static FOUND: Cell<usize> = const { Cell::new(0) };
+    /// Whether this input waits for busy locks (flags bit 3).
+    static WAIT: Cell<bool> = const { Cell::new(false) };
+}
+
+/// How long to wait for a lock that `try_acquire` did not get: long enough, when the
+/// input asks for it, for a waiter to check the owner's liveness twice (which
+/// recovers a dead owner whose id a live thread reuses); otherwise not at all.
+fn patience() -> Duration {
+    if WAIT.with(Cell::get) {
+        3 * CHECK_INTERVAL
+    } else {
+        Duration::ZERO
+    }
 }
 
 /// Looks `key` up as `H`; if that works, `with` uses the handle.
@@ -292,10 +317,9 @@ fn every_kind(heap: &Heap, key: &str) {
     try_kind::<Array<u8>>(heap, key, |a| array_rlock(heap, a));
     try_kind::<Array<Byte>>(heap, key, |a| {
         array_rlock(heap, a);
-        let g = a.get_lock().try_acquire();
-        if took(&g) {
+        holding(a.get_lock(), || {
             let _ = (a.value(), a.raw());
-        }
+        });
     });
     try_kind::<Array<Record, Lock>>(heap, key, |a| {
         array_lock(heap, a);
@@ -348,6 +372,7 @@ fn run_with(data: &[u8], aliasing: bool) -> usize {
     let Some((&flags, segment)) = data.split_first() else {
         return 0;
     };
+    WAIT.with(|w| w.set(flags & 8 != 0));
     let mut segment = segment.to_vec();
     if segment.len() >= HEADER_SIZE {
         if flags & 1 != 0 {

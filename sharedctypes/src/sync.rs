@@ -892,7 +892,8 @@ impl RLock {
     /// # Panics
     ///
     /// If this thread already holds it `u32::MAX` times, as std's `ReentrantLock::lock`
-    /// ([`try_acquire`](RLock::try_acquire) gives `None` instead).
+    /// ([`try_acquire`](RLock::try_acquire) gives `None` instead) — or a named heap's
+    /// memory, damaged by another process, says so.
     ///
     /// ```
     /// let lock = sharedctypes::RLock::new()?;
