@@ -85,7 +85,7 @@ pub enum Error {
     /// namespace shifts, so such locks could be taken over while their owner is alive.
     ForeignTimeNamespace,
     /// A lock was busy (or did not come free within the timeout); see
-    /// `TryLockError::WouldBlock`.
+    /// [`TryLockError::WouldBlock`](crate::TryLockError::WouldBlock).
     WouldBlock,
     /// A child process did not exit with status 0: it returned an error, panicked
     /// (status 101), was killed by a signal, or exited with another code.

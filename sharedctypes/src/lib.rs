@@ -74,7 +74,6 @@ extern crate self as sharedctypes;
 mod error;
 pub mod heap;
 pub mod layout;
-mod liveness;
 pub mod named;
 mod os;
 pub mod process;
@@ -82,7 +81,6 @@ mod raw;
 pub mod shared;
 pub mod sync;
 mod synchronized;
-mod thread_id;
 mod typecode;
 
 pub use error::{Error, Result};
@@ -92,7 +90,10 @@ pub use named::{Publish, MAX_KEY_LEN};
 pub use process::{Process, PANIC_EXIT_CODE};
 pub use raw::{copy, copy_in, CopyShared, RawArray, RawValue};
 pub use shared::{Shared, SharedStruct, SharedType};
-pub use sync::{Lock, LockGuard, LockResult, LockType, OwnerDied, RLock, RLockGuard};
+pub use sync::{
+    Lock, LockGuard, LockResult, LockType, OwnerDied, RLock, RLockGuard, TryLockError,
+    TryLockResult,
+};
 pub use synchronized::{
     synchronized, synchronized_with, Array, ArrayGuard, Synchronize, Value, ValueGuard,
 };

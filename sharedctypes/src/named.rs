@@ -132,7 +132,7 @@ use crate::layout::OwnedLayout;
 use crate::os::{self, FileId};
 use crate::raw::{RawArray, RawValue};
 use crate::shared::SharedType;
-use crate::sync::{Lock, LockState, RLock};
+use crate::sync::{Lock, RLock, LOCK_ALIGN, LOCK_SIZE};
 use crate::synchronized::{synchronized_with, Array, Value};
 use crate::TypeLayout;
 
@@ -890,10 +890,8 @@ fn check_object(
 /// A lock's state at `lock` lies in `[HEADER_SIZE, limit)`, aligned.
 fn check_lock(lock: usize, limit: usize) -> Result<()> {
     let valid = lock >= HEADER_SIZE
-        && lock % std::mem::align_of::<LockState>() == 0
-        && lock
-            .checked_add(std::mem::size_of::<LockState>())
-            .is_some_and(|end| end <= limit);
+        && lock % LOCK_ALIGN == 0
+        && lock.checked_add(LOCK_SIZE).is_some_and(|end| end <= limit);
     valid.then_some(()).ok_or(Error::InvalidHeap)
 }
 

@@ -74,7 +74,7 @@ pub struct Value<T: SharedType, L: LockType = RLock> {
 /// let v = Value::with_lock(10i32, Lock::new()?)?;
 /// let guard = v.lock()?;
 /// guard.set(guard.get() + 5); // two accesses under one lock
-/// assert!(v.get_lock().try_acquire().is_none()); // held until the guard drops
+/// assert!(v.get_lock().try_acquire().is_err()); // held until the guard drops
 /// drop(guard);
 /// assert_eq!(v.get(), 15);
 /// # Ok::<(), sharedctypes::Error>(())
@@ -229,7 +229,7 @@ impl<T: SharedType, L: LockType> Value<T, L> {
     /// let v = Value::with_lock(0u8, lock.clone())?;
     /// assert!(v.get_lock() == &lock);
     /// let held = v.get_lock().acquire()?;
-    /// assert!(lock.try_acquire().is_none()); // the same lock
+    /// assert!(lock.try_acquire().is_err()); // the same lock
     /// drop(held);
     /// # Ok::<(), sharedctypes::Error>(())
     /// ```
@@ -564,7 +564,7 @@ impl<T: SharedType, L: LockType> Array<T, L> {
     /// let a = Array::from_slice_with_lock(&[1u8], lock.clone())?;
     /// assert!(a.get_lock() == &lock);
     /// let held = a.get_lock().acquire()?;
-    /// assert!(lock.try_acquire().is_none()); // the same lock
+    /// assert!(lock.try_acquire().is_err()); // the same lock
     /// drop(held);
     /// # Ok::<(), sharedctypes::Error>(())
     /// ```

@@ -5,7 +5,9 @@
 //! its locks must be recoverable before the parent calls `waitpid`. TIDs are reused
 //! (`pid_max` may be as low as 32768), so the owner also records its start time, and a
 //! live thread whose start time differs from the recorded one is a *different* thread
-//! that merely got the same TID.
+//! that merely got the same TID — provided both sides read start times in the same
+//! time namespace ([`same_time_namespace`]): a time namespace shifts every start time
+//! by the reader's boot-time offset.
 
 /// What `/proc/<tid>/stat` says about a thread.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,6 +49,23 @@ fn proc_is_ours() -> bool {
     std::fs::read_link("/proc/self")
         .map(|target| target.as_os_str() == pid.to_string().as_str())
         .unwrap_or(false)
+}
+
+/// Whether thread `tid` lives in this process's time namespace, as far as `/proc` can
+/// tell: `false` when either side cannot be read.
+///
+/// `/proc/<tid>/stat` shows a start time shifted by the *reader's* boot-time offset,
+/// while an owner records the start time it sees itself: two threads in different time
+/// namespaces disagree about every start time, so a mismatch between them proves
+/// nothing, and a live owner must never be declared dead for it.
+pub(crate) fn same_time_namespace(tid: u32) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    if !proc_is_ours() {
+        return false;
+    }
+    let theirs = std::fs::metadata(format!("/proc/{tid}/ns/time")).map(|m| (m.dev(), m.ino()));
+    let ours = std::fs::metadata("/proc/self/ns/time").map(|m| (m.dev(), m.ino()));
+    matches!((theirs, ours), (Ok(a), Ok(b)) if a == b)
 }
 
 /// The start time of thread `tid`, if it is alive.

@@ -1,5 +1,5 @@
-//! Who is this thread, system-wide: its kernel thread id (TID) and start time, cached
-//! per thread and invalidated by `fork`.
+//! Who is this thread, system-wide: its kernel thread id (TID), start time and
+//! namespaces, cached per thread and invalidated by `fork`.
 //!
 //! Locks record their owner as a TID. `gettid` is a system call, too slow for a lock's
 //! fast path, so the value is cached in a thread-local. A forked child's only thread
@@ -22,13 +22,18 @@ static ATFORK: AtomicBool = AtomicBool::new(false);
 pub(crate) struct Me {
     /// Kernel thread id.
     pub tid: u32,
-    /// `tid << 32 | start time`: identifies this thread even after its TID is reused.
-    pub stamp: u64,
+    /// The owner bits this thread writes into a lock word: its TID and its start time
+    /// (see [`owner_bits`](super::raw_lock::owner_bits)); they identify this thread even
+    /// after its TID is reused.
+    pub owner: u64,
+    /// The PID and time namespaces this thread lives in (see [`namespaces`]).
+    pub ns: u64,
 }
 
 thread_local! {
     /// `(generation, identity)`; generation 0 means "not cached".
-    static CACHE: Cell<(u32, Me)> = const { Cell::new((0, Me { tid: 0, stamp: 0 })) };
+    static CACHE: Cell<(u32, Me)> =
+        const { Cell::new((0, Me { tid: 0, owner: 0, ns: 0 })) };
 }
 
 extern "C" fn bump_generation() {
@@ -60,16 +65,23 @@ fn refresh() -> Me {
     let generation = FORK_GENERATION.load(Ordering::Relaxed);
     // SAFETY: gettid has no preconditions.
     let tid = unsafe { libc::gettid() } as u32;
-    let start = crate::liveness::start_time(tid).unwrap_or(0);
+    let start = super::liveness::start_time(tid);
     let me = Me {
         tid,
-        stamp: stamp(tid, start),
+        owner: super::raw_lock::owner_bits(tid, start),
+        ns: namespaces(),
     };
     CACHE.with(|c| c.set((generation, me)));
     me
 }
 
-/// Packs a TID and a start time (low 32 bits of clock ticks since boot).
-pub(crate) fn stamp(tid: u32, start: u64) -> u64 {
-    (u64::from(tid) << 32) | (start & 0xffff_ffff)
+/// This process's PID and time namespaces in one number: the inodes of
+/// `/proc/self/ns/pid` (high half) and `/proc/self/ns/time` (low half), each 0 when
+/// unknown. A process can move its *children* to new namespaces (`unshare`), never
+/// itself (except by `setns` on a single-threaded process), so the value is taken once
+/// per fork, with the rest of the identity.
+pub(crate) fn namespaces() -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let ino = |path: &str| std::fs::metadata(path).map_or(0, |m| m.ino() & 0xffff_ffff);
+    (ino("/proc/self/ns/pid") << 32) | ino("/proc/self/ns/time")
 }
