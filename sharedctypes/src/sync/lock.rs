@@ -16,7 +16,7 @@ use super::{LockResult, OwnerDied, TryLockError, TryLockResult};
 ///
 /// Lives in a shared heap, so every process forked after its creation (and, for a
 /// named heap, every process that opens it) shares it. Handles are cheap to clone and
-/// compare equal when they name the same lock. See the [module docs](self) for the
+/// compare equal when they name the same lock. See the [module docs](super) for the
 /// design.
 ///
 /// ```
@@ -104,7 +104,7 @@ impl Lock {
     /// # Panics
     ///
     /// If the calling thread already holds this lock (that would wait forever); use an
-    /// [`RLock`] for re-entrant locking.
+    /// [`RLock`](super::RLock) for re-entrant locking.
     ///
     /// ```
     /// let lock = sharedctypes::Lock::new()?;

@@ -10,10 +10,12 @@
 //! word  : u64  bits 0..=29   owner's kernel thread id (TID); 0 when free
 //!              bit 30        POISON: the last holder panicked holding the lock
 //!              bit 31        WAITERS: someone may sleep in FUTEX_WAIT on the low half
-//!              bits 32..=39  generation: +1 (mod 256) on every acquisition, kept by
+//!              bits 32..=38  generation: +1 (mod 128) on every acquisition, kept by
 //!                            release and by takeover
+//!              bit 39        START_UNKNOWN: the owner could not read its start time
+//!                            (then bits 40..=63 are 0)
 //!              bits 40..=63  owner's start time mod 2^24 clock ticks, never 0 when
-//!                            known (0: the owner could not read its start time)
+//!                            known
 //! count : u32  RLock recursion depth; touched only by the owner
 //! (u32 reserved, zero)
 //! ```
@@ -46,14 +48,16 @@
 //!   takeover CAS succeeds only if the word is still the one it judged dead; for the
 //!   word to come back, a thread with the dead owner's TID *and* start time (mod 2^24
 //!   ticks, about 46 hours at 100 Hz) would have to hold the lock at the same
-//!   generation (mod 256) — a dead thread holds nothing, and a new one with its TID
+//!   generation (mod 128) — a dead thread holds nothing, and a new one with its TID
 //!   started in the same clock tick would also have to land on that generation.
 //! - **Corrupted words**: a word that names a thread that is not its recorded owner
 //!   (a dead TID, a live TID with another start time) is recovered like a dead
-//!   owner's; a free word with garbage in its upper bits is simply taken. A word that
-//!   names a live thread with exactly its start time is indistinguishable from a real
-//!   owner and is waited for; so is one whose start field is 0 (an owner that could not
-//!   read `/proc`).
+//!   owner's, and so is a word no owner writes (a start field of 0 without
+//!   `START_UNKNOWN`, or the flag beside a start); a free word with garbage in its
+//!   upper bits is simply taken. A word that names a live thread with exactly its
+//!   start time is indistinguishable from a real owner and is waited for; so is one
+//!   with `START_UNKNOWN` (an owner that could not read `/proc`, e.g. in a `chroot`,
+//!   cannot be told from a stranger).
 //! - **Panics**: a guard dropped while its thread unwinds releases the lock with
 //!   `POISON` set (an [`RLock`] guard of any depth sets it while the lock is still
 //!   held); the next acquirer clears it with its CAS and gets [`OwnerDied`], once.
@@ -67,8 +71,8 @@
 //! learns its own once per fork: a thread of a process in another PID or time
 //! namespace (a child forked after `unshare`) that takes a lock **panics** instead of
 //! sharing it, and named heaps refuse to hand out locks across namespaces
-//! ([`Error::ForeignPidNamespace`](crate::Error::ForeignPidNamespace),
-//! [`Error::ForeignTimeNamespace`](crate::Error::ForeignTimeNamespace)). As a second
+//! ([`Error::ForeignPidNamespace`],
+//! [`Error::ForeignTimeNamespace`]). As a second
 //! line, a start-time mismatch is believed only after `/proc/<tid>/ns/time` shows the
 //! thread in the waiter's own time namespace. Where `/proc` is missing namespaces read
 //! as unknown on both sides and are not compared; the waiter then falls back to

@@ -22,20 +22,25 @@ pub(crate) const TID_MASK: u64 = 0x3fff_ffff;
 pub(crate) const POISON: u64 = 1 << 30;
 /// Bit 31: someone may sleep in `FUTEX_WAIT` on the low half.
 pub(crate) const WAITERS: u64 = 1 << 31;
-/// Bits 32..=39: the generation, bumped by every acquisition and kept by release.
+/// Bits 32..=38: the generation, bumped by every acquisition and kept by release.
 const GEN_SHIFT: u32 = 32;
-const GEN_MASK: u64 = 0xff << GEN_SHIFT;
-/// Bits 40..=63: the owner's start time modulo 2^24 clock ticks, never 0 when known;
-/// 0 when the owner could not read its own start time.
+const GEN_MASK: u64 = 0x7f << GEN_SHIFT;
+/// Bit 39: the owner could not read its own start time (its start field is 0).
+const START_UNKNOWN: u64 = 1 << 39;
+/// Bits 40..=63: the owner's start time modulo 2^24 clock ticks, never 0 when known.
 const START_SHIFT: u32 = 40;
 const START_MASK: u64 = 0xff_ffff << START_SHIFT;
 /// The bits that say who owns the lock.
-pub(crate) const OWNER_MASK: u64 = TID_MASK | START_MASK;
+pub(crate) const OWNER_MASK: u64 = TID_MASK | START_UNKNOWN | START_MASK;
 
 /// The owner bits thread `tid`, started at `start` (clock ticks since boot, as this
 /// thread's time namespace shows them; `None` if unknown), writes into a lock word.
 pub(crate) fn owner_bits(tid: u32, start: Option<u64>) -> u64 {
-    (u64::from(tid) & TID_MASK) | (start.map_or(0, start_field) << START_SHIFT)
+    let tid = u64::from(tid) & TID_MASK;
+    match start {
+        Some(start) => tid | start_field(start) << START_SHIFT,
+        None => tid | START_UNKNOWN,
+    }
 }
 
 /// A start time as stored in the word: 24 bits, 0 reserved for "unknown".
@@ -120,7 +125,9 @@ impl RawLock {
     /// thread). `poison` marks it for the next acquirer (the holder is panicking).
     #[inline]
     pub(crate) fn unlock(&self, me: Me, held: u64, poison: bool) {
+        // Sleepers to wake, or a POISON set by a nested RLock guard: the slow path.
         if !poison
+            && held & (WAITERS | POISON) == 0
             && self
                 .word
                 .compare_exchange(
@@ -319,10 +326,14 @@ fn owner_dead(w: u64) -> bool {
     match liveness::task(tid) {
         Task::Dead => true,
         Task::Unknown => false,
+        // An owner that could not read its own start time cannot be told from a
+        // stranger: wait for it.
+        Task::Alive { .. } if w & START_UNKNOWN != 0 && recorded == 0 => false,
         Task::Alive { start } => {
-            // An owner that could not read its own start time (recorded 0) cannot be
-            // told from a stranger: wait for it.
-            recorded != 0 && start_field(start) != recorded && liveness::same_time_namespace(tid)
+            // No owner ever writes a start field of 0 without the flag, nor the flag
+            // with a start: such a word was never installed by an owner.
+            let malformed = recorded == 0 || w & START_UNKNOWN != 0;
+            (malformed || start_field(start) != recorded) && liveness::same_time_namespace(tid)
         }
     }
 }
@@ -456,6 +467,7 @@ mod tests {
         assert_ne!(dead.owner, stranger.owner);
         // A start time of 0 mod 2^24 is still "known".
         assert_ne!(owner_bits(7, Some(1 << 24)), owner_bits(7, None));
+        assert_ne!(owner_bits(7, Some(1 << 24)) & START_MASK, 0);
     }
 
     #[test]
@@ -489,15 +501,34 @@ mod tests {
             eprintln!("no usable /proc here: the start-time check cannot run");
             return;
         };
-        for wrong in [None, Some(start + 1)] {
-            let word = owner_bits(pid, wrong);
-            let l = lock_with(word);
-            let expected = if wrong.is_none() {
-                Acquired::Busy
-            } else {
-                Acquired::OwnerDied
-            };
-            assert_eq!(l.try_lock(me(1, 1)), expected, "start {wrong:?}");
+        let tid = u64::from(pid);
+        let real = owner_bits(pid, Some(start));
+        let cases = [
+            (
+                "a wrong start",
+                owner_bits(pid, Some(start + 1)),
+                Acquired::OwnerDied,
+            ),
+            ("a zero stamp", tid, Acquired::OwnerDied),
+            (
+                "garbage above",
+                tid | 0xdead_beef << 32,
+                Acquired::OwnerDied,
+            ),
+            (
+                "unknown and a start",
+                real | START_UNKNOWN,
+                Acquired::OwnerDied,
+            ),
+            (
+                "an owner without /proc",
+                owner_bits(pid, None),
+                Acquired::Busy,
+            ),
+        ];
+        for (what, word, expected) in cases {
+            let l = lock_with(word | WAITERS);
+            assert_eq!(l.try_lock(me(1, 1)), expected, "{what}");
         }
         let l = lock_with(owner_bits(pid, Some(start)));
         assert_eq!(

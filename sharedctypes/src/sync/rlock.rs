@@ -14,7 +14,7 @@ use super::{LockResult, OwnerDied, TryLockError, TryLockResult};
 
 /// A process-shared recursive lock (Python's `multiprocessing.RLock`): the thread that
 /// holds it may take it again, and it is released when every guard is dropped. Like
-/// [`Lock`], it survives its holder's death.
+/// [`Lock`](super::Lock), it survives its holder's death.
 ///
 /// ```
 /// let rlock = sharedctypes::RLock::new()?;
