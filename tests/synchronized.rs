@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::ffi::c_char;
 use std::time::Duration;
 
 use common::{child_status, in_child};
@@ -64,7 +63,7 @@ fn per_call_locking_makes_update_atomic_across_processes() {
 fn objects_sharing_one_lock() {
     let lock = Lock::new().unwrap();
     let a = Value::with_lock(1u8, lock.clone()).unwrap();
-    let s = Array::from_bytes_with_lock(b"abc", lock.clone()).unwrap();
+    let s: Array<u8, Lock> = Array::from_bytes_with_lock(b"abc", lock.clone()).unwrap();
     let b = Array::from_slice_with_lock(&[1.0f32, 2.0], lock.clone()).unwrap();
     let z = Array::<u16, _>::zeroed_with_lock(3, lock.clone()).unwrap();
     assert!(a.get_lock() == &lock && s.get_lock() == &lock);
@@ -134,7 +133,7 @@ fn array_guard_holds_the_lock_for_many_accesses() {
 
 #[test]
 fn strings_under_the_lock() {
-    let s = Array::from_bytes(b"hello world").unwrap();
+    let s: Array<u8> = Array::from_bytes(b"hello world").unwrap(); // `u8`, not `c_char`
     assert_eq!(s.value(), b"hello world");
     {
         let s = s.clone();
@@ -264,19 +263,16 @@ fn handles_are_cheap_send_sync_clones() {
 fn cpython_test_value_and_getobj_getlock() {
     let i = Value::<typecode!('i')>::new(1 << 24).unwrap();
     let d = Value::<typecode!('d')>::new(3.625).unwrap();
-    let c = Value::<typecode!('c')>::new(b'x' as c_char).unwrap();
+    let c = Value::<typecode!('c')>::new(b'x').unwrap();
     {
         let (i, d, c) = (i.clone(), d.clone(), c.clone());
         in_child(move || {
             i.set(-(1 << 24));
             d.set(-4.25);
-            c.set(b'y' as c_char);
+            c.set(b'y');
         });
     }
-    assert_eq!(
-        (i.get(), d.get(), c.get()),
-        (-(1 << 24), -4.25, b'y' as c_char)
-    );
+    assert_eq!((i.get(), d.get(), c.get()), (-(1 << 24), -4.25, b'y'));
 
     // val1 = Value('i', 5); val1.get_lock(); val1.get_obj()
     let val1 = Value::new(5i32).unwrap();
@@ -333,7 +329,7 @@ fn cpython_test_sharedctypes_locked() {
     let arr =
         Array::from_slice_with_lock(&(0..10).map(f64::from).collect::<Vec<_>>(), lock.clone())
             .unwrap();
-    let string = Array::<c_char, _>::zeroed_with_lock(20, lock.clone()).unwrap();
+    let string = Array::<u8, _>::zeroed_with_lock(20, lock.clone()).unwrap();
     string.set_value(b"hello").unwrap();
     {
         let (x, y, z, foo, arr, string) = (

@@ -1,7 +1,6 @@
 //! Synchronized objects: a raw object plus a process-shared lock — Python's `Value`,
 //! `Array` and `synchronized`.
 
-use std::ffi::c_char;
 use std::fmt;
 use std::ops::Deref;
 
@@ -374,8 +373,9 @@ impl<T: SharedType> Array<T, RLock> {
     }
 }
 
-impl Array<c_char, RLock> {
-    /// A `c_char` array in the default heap holding `bytes`, with a fresh `RLock`.
+impl Array<u8, RLock> {
+    /// A byte array (Python's `Array('c', …)`) in the default heap holding a copy of
+    /// `bytes`, with a fresh `RLock`. The element type is `u8` on every platform.
     ///
     /// ```
     /// let s = sharedctypes::Array::from_bytes(b"hi")?;
@@ -396,7 +396,7 @@ impl Array<c_char, RLock> {
     /// # Ok::<(), sharedctypes::Error>(())
     /// ```
     pub fn from_bytes_in(heap: &Heap, bytes: &[u8]) -> Result<Self> {
-        Self::from_slice_in(heap, crate::raw::bytes_as_chars(bytes))
+        Self::from_slice_in(heap, bytes)
     }
 }
 
@@ -573,8 +573,8 @@ impl<T: SharedType, L: LockType> Array<T, L> {
     }
 }
 
-impl<L: LockType> Array<c_char, L> {
-    /// A `c_char` array in the default heap holding `bytes`, guarded by `lock`.
+impl<L: LockType> Array<u8, L> {
+    /// A byte array in the default heap holding a copy of `bytes`, guarded by `lock`.
     ///
     /// ```
     /// use sharedctypes::{Array, Lock};
@@ -649,7 +649,7 @@ impl<L: LockType> Array<c_char, L> {
     }
 }
 
-impl<L: LockType> ArrayGuard<'_, c_char, L> {
+impl<L: LockType> ArrayGuard<'_, u8, L> {
     /// The bytes up to the first NUL.
     ///
     /// ```
