@@ -120,22 +120,24 @@ impl<T: SharedType> Value<T, RLock> {
 }
 
 impl<T: SharedType, L: LockType> Value<T, L> {
-    /// A value in the default heap guarded by `lock` (Python's `lock=lock`). The value
-    /// is allocated in the default heap wherever the lock lives; for another heap use
-    /// `synchronized_with(RawValue::new_in(&heap, init)?, lock)` (needed, for example, to
-    /// publish it in a named heap).
+    /// A value guarded by `lock` (Python's `lock=lock`), allocated in the lock's heap,
+    /// so that the pair can be published there. For another heap use
+    /// `synchronized_with(RawValue::new_in(&heap, init)?, lock)`.
     ///
     /// ```
-    /// use sharedctypes::{Lock, Value};
-    /// let lock = Lock::new()?;
+    /// use sharedctypes::{Heap, Lock, Value};
+    ///
+    /// let heap = Heap::new(4096)?;
+    /// let lock = Lock::new_in(&heap)?;
     /// let a = Value::with_lock(1u8, lock.clone())?;
     /// let b = Value::with_lock(2u8, lock.clone())?;
     /// assert!(a.get_lock() == b.get_lock());
+    /// assert_eq!(a.get_obj().heap(), &heap); // where the lock lives
     /// # Ok::<(), sharedctypes::Error>(())
     /// ```
     pub fn with_lock(init: T, lock: L) -> Result<Self> {
         Ok(Value {
-            obj: RawValue::new(init)?,
+            obj: RawValue::new_in(lock.heap(), init)?,
             lock,
         })
     }
@@ -401,26 +403,29 @@ impl Array<u8, RLock> {
 }
 
 impl<T: SharedType, L: LockType> Array<T, L> {
-    /// A zeroed array of `len` in the default heap guarded by `lock`. For another heap
-    /// use `synchronized_with(RawArray::zeroed_in(&heap, len)?, lock)`.
+    /// A zeroed array of `len` guarded by `lock`, allocated in the lock's heap. For
+    /// another heap use `synchronized_with(RawArray::zeroed_in(&heap, len)?, lock)`.
     ///
     /// ```
-    /// use sharedctypes::{Array, Lock};
+    /// use sharedctypes::{Array, Heap, Lock};
     ///
-    /// let lock = Lock::new()?;
+    /// let heap = Heap::new(4096)?;
+    /// let lock = Lock::new_in(&heap)?;
     /// let a = Array::<i16, Lock>::zeroed_with_lock(4, lock.clone())?;
     /// assert_eq!(a.to_vec(), [0; 4]);
     /// assert!(a.get_lock() == &lock);
+    /// assert_eq!(a.get_obj().heap(), &heap); // where the lock lives
     /// # Ok::<(), sharedctypes::Error>(())
     /// ```
     pub fn zeroed_with_lock(len: usize, lock: L) -> Result<Self> {
         Ok(Array {
-            obj: RawArray::zeroed(len)?,
+            obj: RawArray::zeroed_in(lock.heap(), len)?,
             lock,
         })
     }
 
-    /// An array in the default heap holding a copy of `init`, guarded by `lock`.
+    /// An array holding a copy of `init`, guarded by `lock`, allocated in the lock's
+    /// heap.
     ///
     /// ```
     /// use sharedctypes::{Array, Lock};
@@ -430,11 +435,12 @@ impl<T: SharedType, L: LockType> Array<T, L> {
     /// let b = Array::from_slice_with_lock(&[3u8], lock.clone())?;
     /// assert!(a.get_lock() == b.get_lock()); // one lock guards both
     /// assert_eq!(b.to_vec(), [3]);
+    /// assert_eq!(b.get_obj().heap(), lock.heap());
     /// # Ok::<(), sharedctypes::Error>(())
     /// ```
     pub fn from_slice_with_lock(init: &[T], lock: L) -> Result<Self> {
         Ok(Array {
-            obj: RawArray::from_slice(init)?,
+            obj: RawArray::from_slice_in(lock.heap(), init)?,
             lock,
         })
     }
@@ -574,21 +580,24 @@ impl<T: SharedType, L: LockType> Array<T, L> {
 }
 
 impl<L: LockType> Array<u8, L> {
-    /// A byte array in the default heap holding a copy of `bytes`, guarded by `lock`.
+    /// A byte array holding a copy of `bytes`, guarded by `lock`, allocated in the
+    /// lock's heap.
     ///
     /// ```
-    /// use sharedctypes::{Array, Lock};
+    /// use sharedctypes::{Array, Heap, Lock};
     ///
-    /// let lock = Lock::new()?;
+    /// let heap = Heap::new(4096)?;
+    /// let lock = Lock::new_in(&heap)?;
     /// let s = Array::from_bytes_with_lock(b"hello", lock.clone())?;
     /// assert_eq!(s.len(), 5); // no terminator added
     /// assert_eq!(s.value(), b"hello");
     /// assert!(s.get_lock() == &lock);
+    /// assert_eq!(s.get_obj().heap(), &heap);
     /// # Ok::<(), sharedctypes::Error>(())
     /// ```
     pub fn from_bytes_with_lock(bytes: &[u8], lock: L) -> Result<Self> {
         Ok(Array {
-            obj: RawArray::from_bytes(bytes)?,
+            obj: RawArray::from_bytes_in(lock.heap(), bytes)?,
             lock,
         })
     }
