@@ -172,15 +172,35 @@ pub unsafe trait SharedStruct: SharedType {
 /// [`Lock`](crate::Lock) for that. See the [module docs](self) for why a racing access
 /// is still memory-safe.
 ///
-/// `Shared<[T; N]>` derefs to `[Shared<T>; N]` and `Shared<S>` of a derived struct
-/// derefs to `S::Fields`, so elements and fields are reached in place:
+/// # Elements and fields in place
+///
+/// Two `Deref` impls reach inside a value without copying it out:
+///
+/// - `Shared<[T; N]>` derefs to `[Shared<T>; N]`, so `v[1]` is the `Shared<T>` of one
+///   element, and `v.iter()`, `v.len()` and slicing work as on any array;
+/// - `Shared<S>`, for a struct `S` with `#[derive(SharedStruct)]`, derefs to
+///   `S::Fields`, which holds one `Shared<F>` per field: `p.x.get()`,
+///   `p.inner.z.update(|z| z + 1)`.
+///
+/// (These impls are hidden from the list of trait implementations below, so that this
+/// page shows `Shared`'s own methods rather than every method of arrays.)
 ///
 /// ```
-/// use sharedctypes::RawValue;
+/// use sharedctypes::{RawValue, SharedStruct};
+///
 /// let v = RawValue::new([1i32, 2, 3])?;
 /// v[1].update(|x| x * 10);
 /// assert_eq!(v.get(), [1, 20, 3]);
+/// assert_eq!(v.iter().map(|x| x.get()).sum::<i32>(), 24);
 /// assert_eq!(v.replace([0; 3]), [1, 20, 3]);
+///
+/// #[derive(Clone, Copy, SharedStruct)]
+/// #[repr(C)]
+/// struct Point { x: f64, y: f64 }
+///
+/// let p = RawValue::new(Point { x: 1.0, y: 2.0 })?;
+/// p.x.set(p.y.get() * 4.0); // `p.x` is a `Shared<f64>`
+/// assert_eq!(p.get().x, 8.0);
 /// # Ok::<(), sharedctypes::Error>(())
 /// ```
 // No `T: SharedType` bound here, only on the impls: the derive's generated `Fields`
@@ -284,6 +304,7 @@ impl<T: SharedType + fmt::Debug> fmt::Debug for Shared<T> {
     }
 }
 
+#[doc(hidden)]
 impl<T: SharedType, const N: usize> Deref for Shared<[T; N]> {
     type Target = [Shared<T>; N];
 
@@ -296,6 +317,7 @@ impl<T: SharedType, const N: usize> Deref for Shared<[T; N]> {
     }
 }
 
+#[doc(hidden)]
 impl<T: SharedStruct> Deref for Shared<T> {
     type Target = T::Fields;
 
