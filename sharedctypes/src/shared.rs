@@ -258,12 +258,24 @@ impl<T: SharedType> Shared<T> {
         old
     }
 
-    /// Replaces the value with `f(value)` and returns the new value. Not atomic across
-    /// processes: hold a lock around it when others may write.
+    /// Not atomic: reads the value, then writes `f(value)` and returns it, so a write
+    /// by another thread or process in between is lost.
+    ///
+    /// Four processes doing `n.update(|x| x + 1)` on a `RawValue` lose increments. To
+    /// count without a lock, use the atomic methods of `Shared<integer>` (`fetch_add`,
+    /// `fetch_update`, …); for any other update, use a [`Value`](crate::Value), whose
+    /// `update` takes its lock around the read and the write, or hold the lock that
+    /// guards this value (through a guard, as below, this `update` is atomic with
+    /// respect to every other holder of the lock).
     ///
     /// ```
     /// let v = sharedctypes::RawValue::new(7i32)?;
-    /// assert_eq!(v.update(|x| x * x), 49);
+    /// assert_eq!(v.update(|x| x * x), 49); // fine while nobody else writes
+    ///
+    /// let counter = sharedctypes::Value::new(0u64)?;
+    /// let guard = counter.lock()?; // a guard derefs to `Shared<u64>`
+    /// guard.update(|x| x + 1); // under the lock: no update is lost
+    /// # drop(guard);
     /// # Ok::<(), sharedctypes::Error>(())
     /// ```
     #[inline]

@@ -167,12 +167,33 @@ impl<T: SharedType, L: LockType> Value<T, L> {
         self.locked().set(value)
     }
 
-    /// Replaces the value with `f(value)` under the lock and returns the new value:
-    /// atomic with respect to every user of the lock.
+    /// Atomic: replaces the value with `f(value)` under the lock, and returns the new
+    /// value.
+    ///
+    /// The read and the write happen under one hold of the lock, so no other user of
+    /// the lock, in any process, writes in between and no update is lost (unlike
+    /// [`Shared::update`] on a [`RawValue`], a read then a write). `f` runs with the
+    /// lock held: keep it short, and do not take the same [`Lock`](crate::Lock) in it.
+    /// Carries on past a dead owner, as [`get`](Self::get) does.
     ///
     /// ```
-    /// let v = sharedctypes::Value::new(3u32)?;
-    /// assert_eq!(v.update(|x| x * 2), 6);
+    /// use sharedctypes::{Process, Value};
+    ///
+    /// let v = Value::new(0u64)?;
+    /// let children: Vec<Process> = (0..4)
+    ///     .map(|_| {
+    ///         let v = v.clone();
+    ///         Process::spawn(move || {
+    ///             for _ in 0..1000 {
+    ///                 v.update(|x| x + 1);
+    ///             }
+    ///         })
+    ///     })
+    ///     .collect::<Result<_, _>>()?;
+    /// for child in children {
+    ///     child.join()?;
+    /// }
+    /// assert_eq!(v.get(), 4000); // not one increment lost
     /// # Ok::<(), sharedctypes::Error>(())
     /// ```
     #[inline]
