@@ -267,10 +267,10 @@ fn expand(input: &Input<'_>) -> TokenStream {
             #[automatically_derived]
             #[allow(clippy::undocumented_unsafe_blocks)]
             // SAFETY:
-            // - no pointer, no resource: `valid` rejected pointer-like field types by
-            //   name, and the bounds require every field type to be `SharedType`;
-            // - every bit pattern valid: each field accepts every bit pattern, and
-            //   padding bytes are never read;
+            // - no pointer, no resource, every bit pattern valid: the bounds require
+            //   every field type to be `SharedType`, which promises both, and padding
+            //   bytes are never read (`valid` rejecting pointer types by name only
+            //   gives a better message);
             // - loads and stores go field by field through the fields' own impls, at
             //   `addr_of!((*src).field)`; each field is aligned within an aligned
             //   `Self` because `__fields_must_be_aligned` (E0793) rejects any packing

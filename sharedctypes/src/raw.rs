@@ -74,8 +74,10 @@ impl<T: SharedType> RawValue<T> {
     /// ```
     pub fn new_in(heap: &Heap, init: T) -> Result<Self> {
         let value = Self::zeroed_in(heap)?;
-        // SAFETY: the memory was just allocated: valid and aligned for `T`, and no other
-        // thread or process holds a handle to it yet, so a plain write cannot race.
+        // SAFETY: the memory was just allocated: valid and aligned for `T`, and no handle
+        // to it exists yet in this process or another (the heap hands a block out only
+        // while nothing refers to it), so a plain write cannot race with an access
+        // through a handle.
         unsafe { value.ptr.as_ptr().cast::<T>().write(init) };
         Ok(value)
     }
@@ -255,8 +257,9 @@ impl<T: SharedType> RawArray<T> {
     pub fn from_slice_in(heap: &Heap, init: &[T]) -> Result<Self> {
         let array = Self::zeroed_in(heap, init.len())?;
         // SAFETY: the destination was just allocated in `heap` for `init.len()` elements,
-        // aligned, and cannot overlap `init` (a borrowed slice living elsewhere); no other
-        // thread or process holds a handle to it yet, so a plain copy cannot race.
+        // aligned, and cannot overlap `init` (a borrowed slice living elsewhere); no
+        // handle to it exists yet (as in `RawValue::new_in`), so a plain copy cannot race
+        // with an access through a handle.
         unsafe { heap.copy_to_fresh(array.ptr.as_ptr().cast::<T>(), init) };
         Ok(array)
     }
