@@ -354,8 +354,8 @@ impl<T: SharedStruct> Deref for Shared<T> {
 
     #[inline]
     fn deref(&self) -> &T::Fields {
-        // Forces the derive's layout assertions to be evaluated for this `T` (matters
-        // for generic structs, whose checks run at first use).
+        // Forces the derive's layout assertions to be evaluated for this `T` when this
+        // is monomorphized (matters for generic structs, checked per instantiation).
         #[allow(clippy::let_unit_value)]
         let () = T::__LAYOUT_CHECK;
         // SAFETY: `SharedStruct`'s contract, asserted for this `T` by `__LAYOUT_CHECK`
