@@ -18,7 +18,6 @@
 //! [(3.515625, 39.0625), (33.0625, 4.0), (5.640625, 90.25)]
 //! ```
 
-use std::ffi::c_char;
 use std::io::Write;
 
 use sharedctypes::{Array, Lock, Process, RawValue, SharedStruct, Value};
@@ -31,7 +30,7 @@ struct Point {
 }
 
 /// The child's work: square the numbers and upper-case the string.
-fn modify(n: &Value<i32>, x: &RawValue<f64>, s: &Array<c_char, Lock>, a: &Array<Point, Lock>) {
+fn modify(n: &Value<i32>, x: &RawValue<f64>, s: &Array<u8, Lock>, a: &Array<Point, Lock>) {
     n.update(|n| n.pow(2));
     x.update(|x| x.powi(2));
     s.set_value(&s.value().to_ascii_uppercase())

@@ -36,7 +36,7 @@ pub enum Error {
         /// The slice's length.
         found: usize,
     },
-    /// A byte string is longer than the `c_char` array it is written to.
+    /// A byte string is longer than the byte (`u8`) array it is written to.
     TooLong {
         /// The byte string's length.
         len: usize,
@@ -174,7 +174,7 @@ impl fmt::Display for Error {
             ),
             Error::TooLong { len, capacity } => write!(
                 f,
-                "byte string too long: {len} bytes do not fit in a c_char array of \
+                "byte string too long: {len} bytes do not fit in a byte array of \
                  {capacity}; shorten it or allocate a larger array"
             ),
             Error::IndexOutOfRange { index, len } => write!(

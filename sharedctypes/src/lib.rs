@@ -99,8 +99,9 @@ pub use synchronized::{
 };
 pub use typecode::Typecode;
 
-/// `#[derive(SharedStruct)]`: see [the trait](trait@SharedStruct) and the
-/// [derive crate](sharedctypes_derive).
+/// `#[derive(SharedStruct)]`, documented below: what it accepts, what it generates and
+/// what it rejects. It implements [`SharedType`] and the [`SharedStruct`
+/// trait](trait@SharedStruct).
 pub use sharedctypes_derive::SharedStruct;
 
 /// The README's examples, compiled and run as doctests.
