@@ -80,9 +80,10 @@
 //!   (with `set`, relaxed is fine), then `store` a flag with `Release`; the reader
 //!   `load`s the flag with `Acquire` and then reads the data, which it is guaranteed to
 //!   see. The pair works between processes as between threads: it is made of ordered
-//!   instructions and fences (on x86-64 plain loads and stores already are; AArch64
-//!   uses `stlr`/`ldar`) that act on the shared physical memory, not on one address
-//!   space. `AcqRel` read-modify-writes and `SeqCst` work the same way.
+//!   instructions (on x86-64 every load already acquires and every store releases, so
+//!   only the compiler is constrained; AArch64 uses `ldar`/`stlr`) that act on the
+//!   shared physical memory, not on one address space. `AcqRel` read-modify-writes and
+//!   `SeqCst` work the same way.
 //! - **`update` and `replace` are not atomic** (a `get` then a `set`, which another
 //!   process may interleave); use `fetch_update`, `swap` or `compare_exchange` instead,
 //!   or a [`Lock`](crate::Lock) when several locations must change together.
