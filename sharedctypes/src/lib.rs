@@ -91,8 +91,8 @@ pub use process::{Process, PANIC_EXIT_CODE};
 pub use raw::{copy, copy_in, CopyShared, RawArray, RawValue};
 pub use shared::{Shared, SharedStruct, SharedType};
 pub use sync::{
-    Lock, LockGuard, LockResult, LockType, OwnerDied, RLock, RLockGuard, TryLockError,
-    TryLockResult,
+    Condition, ConditionGuard, Lock, LockGuard, LockResult, LockType, OwnerDied, RLock,
+    RLockGuard, TryLockError, TryLockResult, WaitTimeoutResult,
 };
 pub use synchronized::{
     synchronized, synchronized_with, Array, ArrayGuard, Synchronize, Value, ValueGuard,

@@ -8,7 +8,9 @@ use crate::error::{Error, Result};
 use crate::heap::{try_default_heap, Heap};
 use crate::raw::{bytes, load_vec, short_type_name, store_slice, CopyShared, RawArray, RawValue};
 use crate::shared::{Shared, SharedType};
-use crate::sync::{map_result, LockResult, LockType, RLock, LOCK_ALIGN, LOCK_SIZE};
+use crate::sync::raw_lock::RawLock;
+use crate::sync::thread_id::Me;
+use crate::sync::{map_result, ConditionGuard, LockResult, LockType, RLock, LOCK_ALIGN, LOCK_SIZE};
 
 /// Allocates a fresh [`RLock`] followed by room for `len` zeroed `T`s in *one*
 /// allocation, so that running out of memory leaves nothing half-allocated. Returns
@@ -894,4 +896,24 @@ pub fn synchronized<R: Synchronize>(raw: R) -> Result<R::Synchronized<RLock>> {
 /// ```
 pub fn synchronized_with<R: Synchronize, L: LockType>(raw: R, lock: L) -> R::Synchronized<L> {
     raw.with_lock(lock)
+}
+
+impl<T: SharedType, L: LockType> crate::sealed::Sealed for ValueGuard<'_, T, L> {}
+impl<T: SharedType, L: LockType> ConditionGuard for ValueGuard<'_, T, L> {
+    fn __lock(&self) -> (&RawLock, Me) {
+        self._guard.__lock()
+    }
+    fn __retaken(&mut self, word: u64) {
+        self._guard.__retaken(word);
+    }
+}
+
+impl<T: SharedType, L: LockType> crate::sealed::Sealed for ArrayGuard<'_, T, L> {}
+impl<T: SharedType, L: LockType> ConditionGuard for ArrayGuard<'_, T, L> {
+    fn __lock(&self) -> (&RawLock, Me) {
+        self._guard.__lock()
+    }
+    fn __retaken(&mut self, word: u64) {
+        self._guard.__retaken(word);
+    }
 }

@@ -260,6 +260,18 @@ impl Drop for LockGuard<'_> {
     }
 }
 
+impl LockGuard<'_> {
+    /// The lock and its holder, for a condition wait.
+    pub(crate) fn raw_parts(&self) -> (&RawLock, Me) {
+        (self.state, self.me)
+    }
+
+    /// Records the word a condition wait took the lock back with.
+    pub(crate) fn set_held(&mut self, held: u64) {
+        self.held = held;
+    }
+}
+
 impl fmt::Debug for LockGuard<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LockGuard").finish_non_exhaustive()

@@ -114,13 +114,15 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::heap::Heap;
 
+mod condition;
 mod futex;
 mod liveness;
 mod lock;
-mod raw_lock;
+pub(crate) mod raw_lock;
 mod rlock;
 pub(crate) mod thread_id;
 
+pub use condition::{Condition, ConditionGuard, WaitTimeoutResult, MAX_WAITERS};
 pub use lock::{Lock, LockGuard};
 pub(crate) use raw_lock::{LOCK_ALIGN, LOCK_SIZE};
 pub use rlock::{RLock, RLockGuard};
@@ -420,7 +422,7 @@ pub trait LockType:
     /// assert!(lock.try_acquire().is_err());
     /// # Ok::<(), sharedctypes::Error>(())
     /// ```
-    type Guard<'a>
+    type Guard<'a>: ConditionGuard
     where
         Self: 'a;
 

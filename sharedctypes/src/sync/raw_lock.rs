@@ -74,7 +74,7 @@ const MAX_BACKOFF: u32 = 32;
 
 /// A lock's shared memory: 16 bytes, 8-aligned.
 #[repr(C)]
-pub(crate) struct RawLock {
+pub struct RawLock {
     /// Owner, start time, generation and flags (see the module docs).
     pub(crate) word: AtomicU64,
     /// RLock recursion depth; touched only by the owner.
@@ -178,6 +178,32 @@ impl RawLock {
                 Err(actual) => w = actual,
             }
         }
+    }
+
+    /// Releases the lock completely for a condition wait, whatever the RLock depth;
+    /// returns the depth to restore with [`relock_after_wait`](Self::relock_after_wait).
+    pub(crate) fn unlock_for_wait(&self, me: Me) -> u32 {
+        let depth = self.count.load(Ordering::Relaxed);
+        self.count.store(0, Ordering::Relaxed);
+        let held = self.word.load(Ordering::Relaxed);
+        self.unlock(me, held, false);
+        depth
+    }
+
+    /// Takes the lock back after a condition wait and restores the RLock depth;
+    /// returns the word installed and whether a holder died (or panicked) meanwhile.
+    pub(crate) fn relock_after_wait(&self, me: Me, depth: u32) -> (u64, bool) {
+        let died = match self.try_fast(me) {
+            Some(_) => false,
+            None => match self.lock_contended(me, None) {
+                Acquired::OwnerDied => true,
+                // `Mine` cannot happen (the lock was released completely), nor `Busy`
+                // (no deadline).
+                _ => false,
+            },
+        };
+        self.count.store(depth, Ordering::Relaxed);
+        (self.word.load(Ordering::Relaxed), died)
     }
 
     /// Takes the free word `w` (`w & TID_MASK == 0`), keeping `extra` flags.
@@ -317,7 +343,7 @@ impl RawLock {
 /// zombie), or a live thread with its TID started at another time than the one the
 /// owner recorded, in our own time namespace. Owner and start time were installed by
 /// one CAS, so a mismatch is never a half-written word.
-fn owner_dead(w: u64) -> bool {
+pub(crate) fn owner_dead(w: u64) -> bool {
     let tid = (w & TID_MASK) as u32;
     if tid == 0 {
         return false;

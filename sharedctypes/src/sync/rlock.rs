@@ -238,6 +238,13 @@ impl Drop for RLockGuard<'_> {
     }
 }
 
+impl RLockGuard<'_> {
+    /// The lock and its holder, for a condition wait.
+    pub(crate) fn raw_parts(&self) -> (&RawLock, Me) {
+        (self.state, self.me)
+    }
+}
+
 impl fmt::Debug for RLockGuard<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RLockGuard").finish_non_exhaustive()

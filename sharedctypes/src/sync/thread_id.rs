@@ -19,7 +19,7 @@ static ATFORK: AtomicBool = AtomicBool::new(false);
 
 /// This thread's identity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Me {
+pub struct Me {
     /// Kernel thread id.
     pub tid: u32,
     /// The owner bits this thread writes into a lock word: its TID and its start time
