@@ -727,6 +727,7 @@ fn a_late_waiter_learns_how_its_own_round_ended() {
         while barrier.n_waiting() == 0 {
             std::thread::sleep(Duration::from_millis(1));
         }
+        until_asleep(&late); // a barrier waiter sleeps in the kernel, too
         signal(&late, libc::SIGSTOP);
         if reset_own_round {
             barrier.reset();

@@ -12,8 +12,9 @@
 //! ```
 //!
 //! - `set()`: a compare-and-swap from an unset word `w` to `SET | (sets(w) + 1)`, which
-//!   clears `WAITERS`; if `w` had `WAITERS`, one `FUTEX_WAKE` of every sleeper. A set
-//!   event is left alone. No sleeper, no system call.
+//!   clears `WAITERS`; if `w` had `WAITERS`, one `FUTEX_WAKE` of every sleeper. On a
+//!   set event, a compare-and-swap of the word to itself (for the ordering below). No
+//!   sleeper, no system call.
 //! - `clear()`: one `fetch_and(!SET)`; the `sets` count stays.
 //! - `wait()`: returns at once if `SET`. Otherwise it remembers `sets`, spins briefly,
 //!   sets `WAITERS` with a compare-and-swap and sleeps in `FUTEX_WAIT` on the word it
@@ -26,7 +27,8 @@
 //!
 //! # Orderings
 //!
-//! `set()`'s compare-and-swap is `Release`; `is_set()` and the waiter's loads are
+//! `set()`'s compare-and-swap is `Release` (also on an event already set, so a second
+//! setter's writes are published as well); `is_set()` and the waiter's loads are
 //! `Acquire`. Every later change of the word is a read-modify-write, so it continues
 //! `set()`'s release sequence: a waiter that returns `true` — because it saw `SET`, or
 //! only a new `sets` count after a `clear()` — has synchronised with the `set()`, and
@@ -83,7 +85,18 @@ impl RawEvent {
         let mut w = self.word.load(Ordering::Relaxed);
         loop {
             if w & SET != 0 {
-                return;
+                // Already set: write the same word back, so that whoever sees the flag
+                // from now on also sees what this caller wrote before `set`.
+                match self
+                    .word
+                    .compare_exchange(w, w, Ordering::Release, Ordering::Relaxed)
+                {
+                    Ok(_) => return,
+                    Err(actual) => {
+                        w = actual;
+                        continue;
+                    }
+                }
             }
             let sets = (w & SETS_MASK).wrapping_add(1 << SETS_SHIFT) & SETS_MASK;
             match self

@@ -2,7 +2,6 @@
 //! [`BoundedSemaphore`](super::BoundedSemaphore) and [`Barrier`](super::Barrier) share:
 //! a handle to their state in a heap, and the short spin before a waiter sleeps.
 
-use std::fmt;
 use std::ptr::NonNull;
 
 use crate::error::Result;
@@ -83,12 +82,6 @@ impl<S: SharedState> StateHandle<S> {
     /// Whether both handles name the same object (same heap, same offset).
     pub(crate) fn same(&self, other: &Self) -> bool {
         self.heap.same_heap(&other.heap) && self.offset() == other.offset()
-    }
-}
-
-impl<S> fmt::Debug for StateHandle<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StateHandle").finish_non_exhaustive()
     }
 }
 
