@@ -100,6 +100,12 @@ pub enum Error {
     SemaphoreOverflow,
     /// A barrier was broken (aborted, reset, or timed out) while waiting on it, or before.
     BrokenBarrier,
+    /// A [`Barrier`](crate::Barrier) for 0 parties (it could never be passed), or for
+    /// more than [`Barrier::MAX_PARTIES`](crate::Barrier::MAX_PARTIES).
+    InvalidParties {
+        /// The number of parties asked for.
+        parties: usize,
+    },
     /// The operating system refused a call.
     Os {
         /// What the crate was doing.
@@ -262,6 +268,11 @@ impl fmt::Display for Error {
             Error::BrokenBarrier => f.write_str(
                 "the barrier is broken (aborted, reset, or a waiter timed out); call reset() \
                  to use it again",
+            ),
+            Error::InvalidParties { parties } => write!(
+                f,
+                "a barrier needs 1 to {} parties, not {parties}",
+                crate::Barrier::MAX_PARTIES
             ),
             Error::Os { op, source } => write!(f, "{op} failed: {source}"),
         }

@@ -50,6 +50,9 @@
 //! | `copy(obj)` | [`copy(&obj)`](copy()) |
 //! | `synchronized(obj, lock)` | [`synchronized_with(obj, lock)`](synchronized_with) |
 //! | `obj.get_obj()`, `obj.get_lock()` | [`Value::get_obj`], [`Value::get_lock`] |
+//! | `Event()` | [`Event::new()`](Event::new) |
+//! | `Semaphore(3)`, `BoundedSemaphore(3)` | [`Semaphore::new(3)`](Semaphore::new), [`BoundedSemaphore::new(3)`](BoundedSemaphore::new) |
+//! | `Barrier(4)` | [`Barrier::new(4)`](Barrier::new) |
 //!
 //! The pieces:
 //! - [`Heap`] and [`default_heap`]: where objects live (offsets only, never pointers);
@@ -60,6 +63,8 @@
 //! - [`RawValue`], [`RawArray`], [`copy`]: unsynchronised objects;
 //! - [`Lock`], [`RLock`]: process-shared locks that survive their holder's death;
 //! - [`Value`], [`Array`], [`synchronized`]: objects behind a lock;
+//! - [`Event`], [`Semaphore`], [`BoundedSemaphore`], [`Barrier`]: waiting for other
+//!   processes without polling;
 //! - [`Process`]: fork a child that runs a closure;
 //! - [`typecode!`], [`Typecode`]: Python's one-letter type codes.
 
@@ -90,6 +95,7 @@ pub use named::{Publish, MAX_KEY_LEN};
 pub use process::{Process, PANIC_EXIT_CODE};
 pub use raw::{copy, copy_in, CopyShared, RawArray, RawValue};
 pub use shared::{Shared, SharedStruct, SharedType};
+pub use sync::{Barrier, BarrierWaitResult, BoundedSemaphore, Event, Semaphore};
 pub use sync::{
     Condition, ConditionGuard, Lock, LockGuard, LockResult, LockType, OwnerDied, RLock,
     RLockGuard, TryLockError, TryLockResult, WaitTimeoutResult,

@@ -85,7 +85,9 @@
 //! containers sharing `/dev/shm` but not their processes, say). The heap records its
 //! creator's PID namespace, and [`publish`](Heap::publish) and [`lookup`](Heap::lookup)
 //! of anything holding a lock (`Lock`, `RLock`, `Value`, `Array`) from another namespace
-//! are [`Error::ForeignPidNamespace`]; raw objects are shared across namespaces freely.
+//! are [`Error::ForeignPidNamespace`]; raw objects and the coordination objects (`Event`,
+//! `Semaphore`, `BoundedSemaphore`, `Barrier`, which name no owner) are shared across
+//! namespaces freely.
 //!
 //! # The directory
 //!
@@ -96,7 +98,8 @@
 //! ```text
 //! EntryHeader (48 bytes, 8-aligned), then the key's bytes, then the encoded layout
 //!   tag: u32         "SCDE"
-//!   kind: u32        shape (1 value, 2 array, 3 bare lock) | lock (0 none, 1 Lock, 2 RLock) << 8
+//!   kind: u32        shape (1 value, 2 array, 3 bare lock, 4 Event, 5 Semaphore,
+//!                    6 BoundedSemaphore, 7 Barrier) | lock (0 none, 1 Lock, 2 RLock) << 8
 //!   next: u64        offset of the next older entry, 0 at the end
 //!   object: u64      offset of the value or array (0 for a bare lock)
 //!   len: u64         elements (1 for a value, 0 for a bare lock)
@@ -132,7 +135,8 @@ use crate::layout::OwnedLayout;
 use crate::os::{self, FileId};
 use crate::raw::{RawArray, RawValue};
 use crate::shared::SharedType;
-use crate::sync::{Lock, RLock, LOCK_ALIGN, LOCK_SIZE};
+use crate::sync::{Barrier, BoundedSemaphore, Event, Lock, RLock, Semaphore};
+use crate::sync::{LOCK_ALIGN, LOCK_SIZE};
 use crate::synchronized::{synchronized_with, Array, Value};
 use crate::TypeLayout;
 
@@ -492,8 +496,10 @@ impl Heap {
     /// Publishes `handle` under `key` in this heap's directory, for
     /// [`lookup`](Heap::lookup) by any process that opens the heap.
     ///
-    /// `handle` is a [`RawValue`], [`RawArray`], [`Value`], [`Array`], [`Lock`] or
-    /// [`RLock`] whose memory (and lock) lives in this heap, else [`Error::WrongHeap`].
+    /// `handle` is a [`RawValue`], [`RawArray`], [`Value`], [`Array`], [`Lock`],
+    /// [`RLock`], or a coordination object ([`Event`], [`Semaphore`],
+    /// [`BoundedSemaphore`], [`Barrier`]) whose memory (and lock) lives in this heap, else
+    /// [`Error::WrongHeap`].
     /// A key is 1 to [`MAX_KEY_LEN`] bytes ([`Error::InvalidName`] otherwise); a taken key
     /// is [`Error::AlreadyExists`] — of concurrent publishes of one key, in any
     /// processes, exactly one succeeds. The element type's [layout](SharedType::LAYOUT)
@@ -878,7 +884,8 @@ fn check_object(
     limit: usize,
 ) -> Result<()> {
     let end = len.checked_mul(size).and_then(|n| object.checked_add(n));
-    let valid = (shape != Shape::Value || len == 1)
+    // Only an array has other than one element (a coordination object's `len` is 1 too).
+    let valid = (shape == Shape::Array || len == 1)
         && align.is_power_of_two()
         && align <= os::page_size()
         && object >= HEADER_SIZE
@@ -932,6 +939,10 @@ mod private {
         Value = 1,
         Array = 2,
         Lock = 3,
+        Event = 4,
+        Semaphore = 5,
+        BoundedSemaphore = 6,
+        Barrier = 7,
     }
 
     /// Which lock a handle carries.
@@ -963,6 +974,10 @@ mod private {
                 1 => Shape::Value,
                 2 => Shape::Array,
                 3 => Shape::Lock,
+                4 => Shape::Event,
+                5 => Shape::Semaphore,
+                6 => Shape::BoundedSemaphore,
+                7 => Shape::Barrier,
                 _ => return None,
             };
             let lock = match bits >> 8 {
@@ -971,7 +986,13 @@ mod private {
                 2 => LockKind::RLock,
                 _ => return None,
             };
-            (shape != Shape::Lock || lock != LockKind::None).then_some(Kind { shape, lock })
+            let lock_ok = match shape {
+                Shape::Value | Shape::Array => true,
+                Shape::Lock => lock != LockKind::None,
+                // Coordination objects carry no lock.
+                _ => lock == LockKind::None,
+            };
+            lock_ok.then_some(Kind { shape, lock })
         }
 
         /// `a Value<Point> with an RLock`, `a RawArray<f64>`, `an RLock`.
@@ -989,6 +1010,10 @@ mod private {
                 (Shape::Array, LockKind::None) => format!("a RawArray<{ty}>"),
                 (Shape::Value, _) => format!("a Value<{ty}>{lock}"),
                 (Shape::Array, _) => format!("an Array<{ty}>{lock}"),
+                (Shape::Event, _) => "an Event".to_owned(),
+                (Shape::Semaphore, _) => "a Semaphore".to_owned(),
+                (Shape::BoundedSemaphore, _) => "a BoundedSemaphore".to_owned(),
+                (Shape::Barrier, _) => "a Barrier".to_owned(),
             }
         }
     }
@@ -1009,7 +1034,8 @@ mod private {
 }
 
 /// A handle that [`Heap::publish`] records and [`Heap::lookup`] gives back:
-/// [`RawValue`], [`RawArray`], [`Value`], [`Array`], [`Lock`] and [`RLock`]. Sealed.
+/// [`RawValue`], [`RawArray`], [`Value`], [`Array`], [`Lock`], [`RLock`], [`Event`],
+/// [`Semaphore`], [`BoundedSemaphore`] and [`Barrier`]. Sealed.
 ///
 /// ```
 /// use sharedctypes::{Array, Heap, Lock, Publish};
@@ -1187,6 +1213,80 @@ macro_rules! publish_with_lock {
 publish_with_lock!(Lock);
 publish_with_lock!(RLock);
 
+// Coordination objects: their kind is a shape of its own, and their state is published
+// as an object whose layout (a struct named for the type) is compared like any other, so
+// programs built with different versions of the state fail the lookup.
+
+/// The layout of a coordination object's state: a 64-bit word and two 32-bit fields
+/// (`Semaphore`: word, limit; `Barrier`: word, parties), or one 32-bit word (`Event`).
+macro_rules! state_layout {
+    ($name:literal, $state:ty, [$($field:literal: $prim:ident @ $offset:expr),*]) => {{
+        const FIELDS: &[crate::layout::FieldLayout] = &[$(crate::layout::FieldLayout {
+            name: $field,
+            offset: $offset,
+            layout: &<$prim as SharedType>::LAYOUT,
+        }),*];
+        const LAYOUT: TypeLayout = TypeLayout::structure(
+            $name,
+            std::mem::size_of::<$state>(),
+            std::mem::align_of::<$state>(),
+            FIELDS,
+        );
+        &LAYOUT
+    }};
+}
+
+/// `Publish` for a coordination object, given its shape and state layout.
+macro_rules! publish_state {
+    ($ty:ident, $state:ty, $layout:expr) => {
+        impl crate::sealed::Sealed for $ty {}
+
+        impl Publish for $ty {
+            const __KIND: Kind = Kind::new(Shape::$ty, LockKind::None);
+            const __ELEM: Option<(usize, usize)> = elem::<$state>();
+
+            fn __layout() -> Option<&'static TypeLayout> {
+                Some($layout)
+            }
+
+            fn __parts(&self) -> Parts<'_> {
+                Parts {
+                    object: Some((self.heap(), self.offset())),
+                    len: 1,
+                    lock: None,
+                }
+            }
+
+            unsafe fn __rebuild(heap: &Heap, found: &Found) -> Self {
+                // SAFETY: the caller guarantees the object's offset is in bounds and
+                // aligned for one `$state`.
+                unsafe { $ty::from_offset(heap, found.object) }
+            }
+        }
+    };
+}
+
+publish_state!(
+    Event,
+    crate::sync::RawEvent,
+    state_layout!("Event", crate::sync::RawEvent, ["word": u32 @ 0])
+);
+publish_state!(
+    Semaphore,
+    crate::sync::RawSemaphore,
+    state_layout!("Semaphore", crate::sync::RawSemaphore, ["word": u64 @ 0, "limit": u32 @ 8, "reserved": u32 @ 12])
+);
+publish_state!(
+    BoundedSemaphore,
+    crate::sync::RawSemaphore,
+    state_layout!("Semaphore", crate::sync::RawSemaphore, ["word": u64 @ 0, "limit": u32 @ 8, "reserved": u32 @ 12])
+);
+publish_state!(
+    Barrier,
+    crate::sync::RawBarrier,
+    state_layout!("Barrier", crate::sync::RawBarrier, ["word": u64 @ 0, "parties": u32 @ 8, "reserved": u32 @ 12])
+);
+
 #[cfg(test)]
 mod tests {
     use std::fs::OpenOptions;
@@ -1358,7 +1458,8 @@ mod tests {
         let key_len = e(offset_of!(EntryHeader, key_len));
         let layout_len = e(offset_of!(EntryHeader, layout_len));
         assert!(invalid(|f, s| put(f, field(s.older, tag), b"XXXX")));
-        for bad in [0u32, 0x0303, 4, 0x0300, 0x0400_0001] {
+        // (8: the first unused shape; 0x0104: an Event with a lock.)
+        for bad in [0u32, 0x0303, 8, 0x0104, 0x0300, 0x0400_0001] {
             assert!(
                 invalid(|f, s| put(f, field(s.older, kind), &bad.to_ne_bytes())),
                 "{bad:#x}"
@@ -1591,5 +1692,21 @@ mod tests {
             Err(Error::InvalidHeap)
         ));
         assert_eq!(heap.lookup::<RawValue<u8>>("odd").unwrap().get(), 2);
+    }
+
+    #[test]
+    fn coordination_kinds_round_trip_and_carry_no_lock() {
+        for shape in [
+            Shape::Event,
+            Shape::Semaphore,
+            Shape::BoundedSemaphore,
+            Shape::Barrier,
+        ] {
+            let k = Kind::new(shape, LockKind::None);
+            assert_eq!(Kind::from_bits(k.to_bits()), Some(k));
+            for lock in [LockKind::Lock, LockKind::RLock] {
+                assert_eq!(Kind::from_bits(Kind::new(shape, lock).to_bits()), None);
+            }
+        }
     }
 }

@@ -12,13 +12,11 @@ use std::time::Duration;
 /// Sleeps while `*word == expected`, for at most `timeout` (forever if `None`).
 /// Returns on a wake, a signal, a timeout, or at once if the word differs: callers
 /// always look again.
-#[allow(dead_code)] // for the coordination primitives
 pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
     wait_raw(word.as_ptr(), expected, timeout);
 }
 
 /// Wakes up to `n` sleepers on `word`; returns how many were woken.
-#[allow(dead_code)] // for the coordination primitives
 pub(crate) fn wake(word: &AtomicU32, n: u32) -> usize {
     wake_raw(word.as_ptr(), n)
 }

@@ -1,4 +1,6 @@
-//! Process-shared locks that survive their holder's death: [`Lock`] and [`RLock`].
+//! Process-shared locks that survive their holder's death: [`Lock`] and [`RLock`]; and
+//! the primitives processes wait on: [`Event`], [`Semaphore`], [`BoundedSemaphore`] and
+//! [`Barrier`] (each documents its own shared word in its module).
 //!
 //! # The lock word
 //!
@@ -114,18 +116,27 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::heap::Heap;
 
+mod barrier;
 mod condition;
+mod event;
 mod futex;
 mod liveness;
 mod lock;
 pub(crate) mod raw_lock;
 mod rlock;
+mod semaphore;
+mod state;
 pub(crate) mod thread_id;
 
+pub use barrier::{Barrier, BarrierWaitResult};
 pub use condition::{Condition, ConditionGuard, WaitTimeoutResult, MAX_WAITERS};
+pub use event::Event;
 pub use lock::{Lock, LockGuard};
 pub(crate) use raw_lock::{LOCK_ALIGN, LOCK_SIZE};
 pub use rlock::{RLock, RLockGuard};
+pub use semaphore::{BoundedSemaphore, Semaphore};
+pub(crate) use {barrier::RawBarrier, event::RawEvent, semaphore::RawSemaphore};
+
 /// How long a waiter sleeps before it checks whether the owner is still alive.
 ///
 /// ```
