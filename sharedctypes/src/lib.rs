@@ -97,8 +97,8 @@ pub use raw::{copy, copy_in, CopyShared, RawArray, RawValue};
 pub use shared::{Shared, SharedStruct, SharedType};
 pub use sync::{Barrier, BarrierWaitResult, BoundedSemaphore, Event, Semaphore};
 pub use sync::{
-    Condition, ConditionGuard, Lock, LockGuard, LockResult, LockType, OwnerDied, RLock,
-    RLockGuard, TryLockError, TryLockResult, WaitTimeoutResult,
+    Condition, ConditionGuard, Lock, LockGuard, LockResult, LockType, OwnerDied, RLock, RLockGuard,
+    TryLockError, TryLockResult, WaitTimeoutResult,
 };
 pub use synchronized::{
     synchronized, synchronized_with, Array, ArrayGuard, Synchronize, Value, ValueGuard,

@@ -99,7 +99,8 @@
 //! EntryHeader (48 bytes, 8-aligned), then the key's bytes, then the encoded layout
 //!   tag: u32         "SCDE"
 //!   kind: u32        shape (1 value, 2 array, 3 bare lock, 4 Event, 5 Semaphore,
-//!                    6 BoundedSemaphore, 7 Barrier) | lock (0 none, 1 Lock, 2 RLock) << 8
+//!                    6 BoundedSemaphore, 7 Barrier, 8 Condition)
+//!                    | lock (0 none, 1 Lock, 2 RLock) << 8
 //!   next: u64        offset of the next older entry, 0 at the end
 //!   object: u64      offset of the value or array (0 for a bare lock)
 //!   len: u64         elements (1 for a value, 0 for a bare lock)
@@ -135,7 +136,7 @@ use crate::layout::OwnedLayout;
 use crate::os::{self, FileId};
 use crate::raw::{RawArray, RawValue};
 use crate::shared::SharedType;
-use crate::sync::{Barrier, BoundedSemaphore, Event, Lock, RLock, Semaphore};
+use crate::sync::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore};
 use crate::sync::{LOCK_ALIGN, LOCK_SIZE};
 use crate::synchronized::{synchronized_with, Array, Value};
 use crate::TypeLayout;
@@ -943,6 +944,7 @@ mod private {
         Semaphore = 5,
         BoundedSemaphore = 6,
         Barrier = 7,
+        Condition = 8,
     }
 
     /// Which lock a handle carries.
@@ -978,6 +980,7 @@ mod private {
                 5 => Shape::Semaphore,
                 6 => Shape::BoundedSemaphore,
                 7 => Shape::Barrier,
+                8 => Shape::Condition,
                 _ => return None,
             };
             let lock = match bits >> 8 {
@@ -1014,6 +1017,7 @@ mod private {
                 (Shape::Semaphore, _) => "a Semaphore".to_owned(),
                 (Shape::BoundedSemaphore, _) => "a BoundedSemaphore".to_owned(),
                 (Shape::Barrier, _) => "a Barrier".to_owned(),
+                (Shape::Condition, _) => "a Condition".to_owned(),
             }
         }
     }
@@ -1220,7 +1224,7 @@ publish_with_lock!(RLock);
 /// The layout of a coordination object's state: a 64-bit word and two 32-bit fields
 /// (`Semaphore`: word, limit; `Barrier`: word, parties), or one 32-bit word (`Event`).
 macro_rules! state_layout {
-    ($name:literal, $state:ty, [$($field:literal: $prim:ident @ $offset:expr),*]) => {{
+    ($name:literal, $state:ty, [$($field:literal: $prim:ty => $offset:expr),*]) => {{
         const FIELDS: &[crate::layout::FieldLayout] = &[$(crate::layout::FieldLayout {
             name: $field,
             offset: $offset,
@@ -1269,22 +1273,34 @@ macro_rules! publish_state {
 publish_state!(
     Event,
     crate::sync::RawEvent,
-    state_layout!("Event", crate::sync::RawEvent, ["word": u32 @ 0])
+    state_layout!("Event", crate::sync::RawEvent, ["word": u32 => 0])
 );
 publish_state!(
     Semaphore,
     crate::sync::RawSemaphore,
-    state_layout!("Semaphore", crate::sync::RawSemaphore, ["word": u64 @ 0, "limit": u32 @ 8, "reserved": u32 @ 12])
+    state_layout!("Semaphore", crate::sync::RawSemaphore, ["word": u64 => 0, "limit": u32 => 8, "reserved": u32 => 12])
 );
 publish_state!(
     BoundedSemaphore,
     crate::sync::RawSemaphore,
-    state_layout!("Semaphore", crate::sync::RawSemaphore, ["word": u64 @ 0, "limit": u32 @ 8, "reserved": u32 @ 12])
+    state_layout!("Semaphore", crate::sync::RawSemaphore, ["word": u64 => 0, "limit": u32 => 8, "reserved": u32 => 12])
 );
 publish_state!(
     Barrier,
     crate::sync::RawBarrier,
-    state_layout!("Barrier", crate::sync::RawBarrier, ["word": u64 @ 0, "parties": u32 @ 8, "reserved": u32 @ 12])
+    state_layout!("Barrier", crate::sync::RawBarrier, ["word": u64 => 0, "parties": u32 => 8, "reserved": u32 => 12])
+);
+
+publish_state!(
+    Condition,
+    crate::sync::ConditionState,
+    state_layout!("Condition", crate::sync::ConditionState, [
+        "high_water": u32 => 0,
+        "overflow": u32 => 4,
+        "overflow_seq": u32 => 8,
+        "reserved": u32 => 12,
+        "slots": [u64; crate::sync::MAX_WAITERS] => 16
+    ])
 );
 
 #[cfg(test)]

@@ -6,8 +6,11 @@
 //! its heap like a lock:
 //!
 //! ```text
-//! high_water : u32        slots ever used (a notify scans slots[..high_water])
-//! slots      : [u64; 128] one per waiting thread:
+//! high_water   : u32        slots ever used (a notify scans slots[..high_water])
+//! overflow     : u32        waiters that found every slot taken
+//! overflow_seq : u32        bumped by a notify that reaches them (their futex word)
+//! reserved     : u32
+//! slots        : [u64; 128] one per waiting thread:
 //!              0 = free; otherwise the waiter's owner bits (TID and start time,
 //!              as in a lock word: bits 0..=29 and 39..=63) plus
 //!              bit 30  NOTIFIED  set by a notify, once
@@ -35,16 +38,18 @@
 //!
 //! # Limits
 //!
-//! - At most [`MAX_WAITERS`] threads wait on one condition at once; a further waiter
-//!   polls (every millisecond) for a free slot before it counts as waiting. Slots of
-//!   waiters that died are reclaimed when the table is full.
+//! - Up to [`MAX_WAITERS`] threads wait on one condition with the exact semantics
+//!   above. When every slot is taken (slots of waiters that died are reclaimed first),
+//!   further waiters count themselves in `overflow` and sleep on `overflow_seq`, which a
+//!   notify that found fewer than `n` slot waiters bumps: then *every* overflow waiter
+//!   wakes, so beyond [`MAX_WAITERS`] waiters `notify(n)` may wake more than `n` (std's
+//!   `Condvar` semantics; [`Condition::wait_while`] copes either way).
 //! - A waiter killed while waiting may swallow one notification (as in Python): the
 //!   notify that picks its slot wakes nobody.
 //!
 //! [`RLock`]: super::RLock
 
 use std::fmt;
-use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -52,6 +57,7 @@ use crate::error::Result;
 use crate::heap::{try_default_heap, Heap};
 
 use super::raw_lock::{self, RawLock, OWNER_MASK, TID_MASK};
+use super::state::{spin_until, SharedState, StateHandle};
 use super::thread_id::{self, Me};
 use super::{futex, LockGuard, LockResult, OwnerDied, RLockGuard};
 
@@ -70,6 +76,10 @@ const SLEEPING: u64 = 1 << 31;
 #[repr(C)]
 pub(crate) struct ConditionState {
     high_water: AtomicU32,
+    /// Waiters that found every slot taken.
+    overflow: AtomicU32,
+    /// Bumped by a notify that reaches the overflow waiters (their futex word).
+    overflow_seq: AtomicU32,
     _reserved: AtomicU32,
     slots: [AtomicU64; MAX_WAITERS],
 }
@@ -192,14 +202,11 @@ impl ConditionGuard for RLockGuard<'_> {
 /// ```
 #[derive(Clone)]
 pub struct Condition {
-    heap: Heap,
-    state: NonNull<ConditionState>,
+    handle: StateHandle<ConditionState>,
 }
 
-// SAFETY: the state is only accessed through atomics; the heap keeps it mapped.
-unsafe impl Send for Condition {}
-// SAFETY: as above.
-unsafe impl Sync for Condition {}
+// SAFETY: `ConditionState` is a `#[repr(C)]` struct of atomics only.
+unsafe impl SharedState for ConditionState {}
 
 impl Condition {
     /// A new condition in the [default heap](crate::default_heap).
@@ -223,31 +230,22 @@ impl Condition {
     /// ```
     pub fn new_in(heap: &Heap) -> Result<Condition> {
         Ok(Condition {
-            heap: heap.clone(),
-            state: heap.alloc_array::<ConditionState>(1)?,
+            handle: StateHandle::new_in(heap, |_| {})?,
         })
     }
 
     /// # Safety
     ///
     /// `offset` must be in bounds of `heap` for a `ConditionState` and aligned for it.
-    #[allow(dead_code)] // for named heaps
     pub(crate) unsafe fn from_offset(heap: &Heap, offset: usize) -> Condition {
         Condition {
-            heap: heap.clone(),
-            // The caller guarantees bounds and alignment, on which `state()` relies.
-            state: heap.ptr_at(offset),
+            // SAFETY: the caller's obligation is `from_offset`'s.
+            handle: unsafe { StateHandle::from_offset(heap, offset) },
         }
     }
 
-    #[allow(dead_code)] // for named heaps
     pub(crate) fn offset(&self) -> usize {
-        self.heap
-            .offset_of(
-                self.state.as_ptr(),
-                std::mem::size_of::<ConditionState>(),
-            )
-            .expect("a handle points into its own heap")
+        self.handle.offset()
     }
 
     /// The heap the condition lives in.
@@ -258,13 +256,11 @@ impl Condition {
     /// # Ok::<(), sharedctypes::Error>(())
     /// ```
     pub fn heap(&self) -> &Heap {
-        &self.heap
+        self.handle.heap()
     }
 
     fn state(&self) -> &ConditionState {
-        // SAFETY: `state` points to an aligned ConditionState inside the mapping, which
-        // `self.heap` keeps alive; it is only accessed through atomics.
-        unsafe { self.state.as_ref() }
+        self.handle.state()
     }
 
     /// Releases the guard's lock, waits until notified, and takes the lock back.
@@ -465,6 +461,14 @@ impl Condition {
                 }
             }
         }
+        if woken < n {
+            let overflow = state.overflow.load(Ordering::SeqCst) as usize;
+            if overflow > 0 {
+                state.overflow_seq.fetch_add(1, Ordering::SeqCst);
+                futex::wake(&state.overflow_seq, u32::MAX);
+                woken += overflow.min(n - woken);
+            }
+        }
         woken
     }
 
@@ -481,11 +485,24 @@ impl Condition {
             me.owner,
             "sharedctypes::Condition::wait: the guard belongs to another thread or process"
         );
-        let slot = self.claim(me, deadline);
+        let state = self.state();
+        let slot = self.claim(me);
+        // Without a slot: count in `overflow` and note the sequence, still under the lock.
+        let seq = match slot {
+            Some(_) => 0,
+            None => {
+                state.overflow.fetch_add(1, Ordering::SeqCst);
+                state.overflow_seq.load(Ordering::SeqCst)
+            }
+        };
         let depth = lock.unlock_for_wait(me);
         let notified = match slot {
             Some(slot) => self.sleep(slot, deadline),
-            None => false, // no slot came free before the deadline
+            None => {
+                let notified = sleep_overflow(&state.overflow_seq, seq, deadline);
+                state.overflow.fetch_sub(1, Ordering::SeqCst);
+                notified
+            }
         };
         let (word, died) = lock.relock_after_wait(me, depth);
         guard.__retaken(word);
@@ -496,12 +513,12 @@ impl Condition {
         }
     }
 
-    /// Claims a free slot for `me` (called with the lock held); polls while the table
-    /// is full, giving up at the deadline.
-    fn claim(&self, me: Me, deadline: Option<Instant>) -> Option<&AtomicU64> {
+    /// Claims a free slot for `me` (called with the lock held); `None` when every slot
+    /// is taken, even after reclaiming those of dead waiters.
+    fn claim(&self, me: Me) -> Option<&AtomicU64> {
         let state = self.state();
         let mine = me.owner & OWNER_MASK;
-        loop {
+        for attempt in 0..2 {
             for (i, slot) in state.slots.iter().enumerate() {
                 if slot.load(Ordering::Relaxed) == 0
                     && slot
@@ -512,12 +529,11 @@ impl Condition {
                     return Some(slot);
                 }
             }
-            self.reclaim_dead();
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return None;
+            if attempt == 0 {
+                self.reclaim_dead();
             }
-            std::thread::sleep(Duration::from_millis(1));
         }
+        None
     }
 
     /// Frees the slots of waiters that died (the table was full).
@@ -533,6 +549,8 @@ impl Condition {
 
     /// Sleeps on `slot` until notified (`true`) or the deadline (`false`); frees it.
     fn sleep(&self, slot: &AtomicU64, deadline: Option<Instant>) -> bool {
+        // A notify that comes within a few microseconds costs no system call.
+        spin_until(|| slot.load(Ordering::Acquire) & NOTIFIED != 0);
         loop {
             let w = slot.load(Ordering::SeqCst);
             if w & NOTIFIED != 0 {
@@ -568,10 +586,27 @@ impl Condition {
     }
 }
 
+/// An overflow waiter's sleep: until `seq` moves past `seen` (`true`) or the deadline.
+fn sleep_overflow(seq: &AtomicU32, seen: u32, deadline: Option<Instant>) -> bool {
+    loop {
+        if seq.load(Ordering::SeqCst) != seen {
+            return true;
+        }
+        let timeout = match deadline {
+            Some(d) => match d.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => Some(left),
+                _ => return false,
+            },
+            None => None,
+        };
+        futex::wait(seq, seen, timeout);
+    }
+}
+
 impl PartialEq for Condition {
     /// Equal when both name the same condition (same heap, same offset).
     fn eq(&self, other: &Condition) -> bool {
-        self.heap.same_heap(&other.heap) && self.offset() == other.offset()
+        self.handle.same(&other.handle)
     }
 }
 
@@ -588,6 +623,8 @@ impl fmt::Debug for Condition {
                 w & TID_MASK != 0 && w & NOTIFIED == 0
             })
             .count();
-        f.debug_struct("Condition").field("waiting", &waiting).finish()
+        f.debug_struct("Condition")
+            .field("waiting", &waiting)
+            .finish()
     }
 }

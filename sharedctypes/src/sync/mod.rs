@@ -135,7 +135,9 @@ pub use lock::{Lock, LockGuard};
 pub(crate) use raw_lock::{LOCK_ALIGN, LOCK_SIZE};
 pub use rlock::{RLock, RLockGuard};
 pub use semaphore::{BoundedSemaphore, Semaphore};
-pub(crate) use {barrier::RawBarrier, event::RawEvent, semaphore::RawSemaphore};
+pub(crate) use {
+    barrier::RawBarrier, condition::ConditionState, event::RawEvent, semaphore::RawSemaphore,
+};
 
 /// How long a waiter sleeps before it checks whether the owner is still alive.
 ///
