@@ -54,10 +54,12 @@
 //! with other threads, for example), and do not start threads that rely on such state.
 //! One such lock is std's: **the environment lock**. A child that reads the environment
 //! (`std::env::var`, `std::env::vars`, `Command::spawn`, …) while a thread of the parent
-//! was inside `std::env::set_var` or `remove_var` at the fork blocks forever (in a
-//! test, 9 children of 10 did). Do not change the environment while other threads may
-//! fork; read what a child needs from it before `spawn`. Process-shared
-//! [`Lock`](crate::Lock)s are fine: they are designed to be taken in children.
+//! was inside `std::env::set_var` or `remove_var` at the fork blocks forever (with a
+//! thread changing a variable in a loop, 3 to 9 children of 10 hung in our tries): std
+//! offers no way to hold that lock across the fork. Do not change the environment
+//! while other threads may fork; read what a child needs from it before `spawn`.
+//! Process-shared [`Lock`](crate::Lock)s are fine: they are designed to be taken in
+//! children.
 //!
 //! The child never returns into the parent's code: after the closure it leaves with
 //! `_exit`, so no destructors of the parent's state and no `atexit` handlers run twice.
