@@ -987,3 +987,48 @@ fn write_stderr(mut bytes: &[u8]) {
         bytes = &bytes[n as usize..];
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The paths taken without a pidfd (kernels before 5.3, sandboxes): waiting by pid,
+    /// `wait_timeout` by polling, `kill` by pid until the child is reaped.
+    #[test]
+    fn without_a_pidfd_waiting_and_killing_work_by_pid() {
+        let mut child = Process::spawn(|| loop {
+            std::thread::park();
+        })
+        .unwrap();
+        child.target = Target::Pid;
+        assert_eq!(child.try_wait().unwrap(), None);
+        assert_eq!(child.wait_timeout(Duration::from_millis(5)).unwrap(), None);
+        child.kill().unwrap();
+        let status = child
+            .wait_timeout(Duration::from_secs(60))
+            .unwrap()
+            .expect("killed");
+        assert_eq!(status.signal(), Some(libc::SIGKILL));
+        child.kill().unwrap(); // reaped: a no-op, whatever has the pid now
+        assert_eq!(child.wait().unwrap(), status);
+
+        let mut child = Process::spawn(|| ExitCode::from(3)).unwrap();
+        child.target = Target::Pid;
+        let pid = child.pid();
+        match child.join() {
+            Err(Error::ChildFailed { pid: p, status }) => {
+                assert_eq!((p, status.code()), (pid, Some(3)));
+            }
+            other => panic!("expected ChildFailed, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn exit_codes_map_to_their_numbers() {
+        for n in 0..=u8::MAX {
+            assert_eq!(exit_code_number(ExitCode::from(n)), i32::from(n));
+        }
+        assert_eq!(exit_code_number(ExitCode::SUCCESS), 0);
+        assert_eq!(exit_code_number(ExitCode::FAILURE), 1);
+    }
+}
