@@ -38,7 +38,7 @@ where
         .collect();
     go.store(1, Release);
     for child in children {
-        let status = child.join().expect("waitpid");
+        let status = child.wait().expect("waitpid");
         assert!(status.success(), "a child failed: {status:?}");
     }
 }
@@ -302,7 +302,7 @@ fn release_store_and_acquire_load_publish_relaxed_writes_across_processes() {
         wait_for(&mailbox, 2 * r + 2);
         assert_eq!(mailbox.payload.get(), payload(r, 1), "round {r}");
     }
-    let status = child.join().unwrap();
+    let status = child.wait().unwrap();
     assert!(status.success(), "the child failed: {status:?}");
 }
 

@@ -30,7 +30,7 @@ fn spawn(f: impl FnOnce() + Send + 'static) -> Process {
 /// Joins a child and asserts that it succeeded (its assertions ran in the child).
 #[track_caller]
 fn join_ok(child: Process) {
-    let status = child.join().expect("waitpid");
+    let status = child.wait().expect("waitpid");
     assert!(status.success(), "a child failed: {status:?}");
 }
 

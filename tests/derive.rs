@@ -15,7 +15,7 @@ use sharedctypes::{
 /// Runs `f` in a forked child and asserts that it exited successfully.
 #[track_caller]
 fn in_child(f: impl FnOnce() + Send + 'static) {
-    let status = Process::spawn(f).expect("fork").join().expect("waitpid");
+    let status = Process::spawn(f).expect("fork").wait().expect("wait");
     assert!(status.success(), "the child failed: {status}");
 }
 

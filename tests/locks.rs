@@ -37,7 +37,7 @@ fn counter_under_lock<L: LockType>(lock: L) {
         })
         .collect();
     for c in children {
-        assert!(c.join().unwrap().success());
+        c.join().unwrap();
     }
     assert_eq!(counter.get(), PROCS * ITERS);
 }
@@ -97,7 +97,7 @@ fn a_killed_holder_is_recovered_and_reported_once() {
     let g = lock.acquire().expect("normal after the report");
     drop(g);
     assert!(lock.try_acquire().is_ok());
-    assert!(!child.join().unwrap().success());
+    assert!(!child.wait().unwrap().success());
 }
 
 #[test]
@@ -165,7 +165,7 @@ fn a_waiter_is_woken_by_a_release_in_another_process() {
     std::thread::sleep(Duration::from_millis(30));
     assert_eq!(flag.get(), 1, "still waiting while we hold it");
     drop(g);
-    assert!(child.join().unwrap().success());
+    child.join().unwrap();
     assert_eq!(flag.get(), 2);
 }
 
@@ -231,10 +231,10 @@ fn exactly_one_of_many_waiters_is_told_of_a_death() {
     std::thread::sleep(Duration::from_millis(50));
     holder.kill().unwrap();
     for w in waiters {
-        assert!(w.join().unwrap().success());
+        w.join().unwrap();
     }
     assert_eq!((reports.get(), done.get()), (1, 3));
-    assert!(!holder.join().unwrap().success());
+    assert!(!holder.wait().unwrap().success());
 }
 
 #[test]
@@ -409,7 +409,7 @@ fn many_threads_and_processes_contend_without_losing_wakeups() {
     };
     let child = Process::spawn(work.clone()).unwrap();
     work();
-    assert!(child.join().unwrap().success());
+    child.join().unwrap();
     assert_eq!(counter.get(), 2 * 3 * 5_000);
 }
 
@@ -463,14 +463,14 @@ fn killing_holders_under_load_never_breaks_exclusion() {
         std::thread::sleep(Duration::from_micros(2_000 + seed % 8_000));
         let victim = workers.swap_remove((seed % workers.len() as u64) as usize);
         victim.kill().unwrap();
-        let status = victim.join().unwrap();
+        let status = victim.wait().unwrap();
         assert_ne!(status.code(), Some(2), "a worker saw a broken exclusion");
         kills += 1;
         workers.push(spawn_worker());
     }
     for w in workers {
         w.kill().unwrap();
-        assert_ne!(w.join().unwrap().code(), Some(2));
+        assert_ne!(w.wait().unwrap().code(), Some(2));
     }
     // Whoever gets the lock now either finds it clean or repairs it.
     let g = lock.acquire().unwrap_or_else(|died| died.into_inner());

@@ -45,7 +45,7 @@ use proc_macro::TokenStream;
 ///         a[0].x.update(|x| x * x); // `a[0]` is a `Shared<Point>`, `.x` a `Shared<f64>`
 ///     })?
 /// };
-/// assert!(child.join()?.success());
+/// child.join()?;
 /// assert_eq!(a[0].get(), Point { x: 2.25, y: -2.0 });
 /// # Ok::<(), sharedctypes::Error>(())
 /// ```

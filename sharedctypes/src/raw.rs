@@ -23,7 +23,7 @@ use crate::shared::{Shared, SharedType};
 ///     let x = x.clone();
 ///     Process::spawn(move || { x.update(|v| v * v); })?
 /// };
-/// assert!(child.join()?.success());
+/// child.join()?;
 /// assert_eq!(x.get(), 1.0 / 9.0);
 /// # Ok::<(), sharedctypes::Error>(())
 /// ```

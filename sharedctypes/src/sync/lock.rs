@@ -36,7 +36,7 @@ use super::{LockResult, OwnerDied, TryLockError, TryLockResult};
 ///     })
 ///     .collect::<Result<_, _>>()?;
 /// for child in children {
-///     assert!(child.join()?.success());
+///     child.join()?;
 /// }
 /// assert_eq!(counter.get(), 4000);
 /// # Ok::<(), sharedctypes::Error>(())
