@@ -12,8 +12,9 @@
 //! mapping, never an address, so the same heap can be mapped at different addresses
 //! by unrelated processes (named heaps). The cursor only grows, by compare-and-swap,
 //! so a parent and its children allocate from one heap without ever overlapping.
-//! Fresh memory is all zeros (the backing file is sparse), so `zeroed` objects cost no
-//! writes, and pages are committed only when first touched.
+//! Fresh memory is all zeros (the backing file starts empty), so `zeroed` objects cost
+//! no writes; in an anonymous heap pages are also committed only when first touched (a
+//! named heap reserves its whole size at creation, see `named`).
 
 use std::fmt;
 use std::fs::File;
@@ -138,15 +139,26 @@ unsafe impl Send for HeapInner {}
 // initialised with plain writes (`init_fresh`, `RawValue::new_in`, `copy_to_fresh`)
 // before any handle to it exists. `alloc` gives each range to one caller only (its
 // cursor moves by compare-and-swap), so no other thread, and no cooperating process,
-// can reach the range during those writes. A process that does not cooperate can write
-// anywhere at any time; this process only ever reads shared memory through atomics, and
-// every bit pattern is a valid value of what it reads, so that cannot break memory
-// safety here (see the memory-model argument in `shared`).
+// can reach the range during those writes.
+//
+// What this does not cover: a process that does not cooperate (of the same user) can
+// write anywhere at any time, the cursor included. Its writes are outside this
+// process's abstract machine, like a device's; this process reads shared memory only
+// through atomics, and every bit pattern is a valid value of what it reads, so they
+// cannot break memory safety here (see the memory-model argument in `shared`). By
+// moving the cursor back it could make `alloc` hand one range out twice, so that the
+// plain writes initialising it race with another thread's atomic accesses to the same
+// bytes: a data race in the abstract machine that such a process can provoke (as it
+// can, where ptrace is allowed, write this process's memory directly), harmless in practice
+// (the writes store valid values; nothing reads a plain value back), and not guarded
+// against, since a guard would add an atomic read-modify-write to every allocation.
 unsafe impl Sync for HeapInner {}
 
 impl Heap {
     /// Creates a heap with room for exactly `capacity` bytes of objects (alignment
     /// padding counts; the header is extra). Memory is committed only when touched.
+    /// A size the system refuses — past the address-space limit (`ulimit -v`) or the
+    /// file-size limit (`ulimit -f`) — is [`Error::OutOfMemory`], never a signal.
     ///
     /// ```
     /// let heap = sharedctypes::Heap::new(10_000)?;
@@ -431,9 +443,8 @@ fn pwrite_all<T: Copy>(fd: libc::c_int, src: &[T], start: usize) -> (usize, Opti
         let Ok(at) = libc::off_t::try_from(start + done) else {
             return (done, None);
         };
-        // SAFETY: the kernel reads `bytes - done` bytes of `src`, which is valid for
-        // `bytes` bytes (padding included, as `memcpy` would: `T: Copy` has no
-        // uninitialised bytes that matter to the kernel, which copies them blindly), and
+        // SAFETY: the kernel reads `bytes - done` bytes of `src` from offset `done`, all
+        // inside `src` (padding bytes included, copied blindly as `memcpy` would), and
         // keeps no pointer to them.
         let n = unsafe {
             libc::pwrite(

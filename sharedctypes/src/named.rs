@@ -243,7 +243,8 @@ impl Heap {
     /// The name is `/` followed by 1–255 bytes with no `/` or NUL, and not `.` or `..`
     /// (anything else is [`Error::InvalidName`], before any system call). A taken name
     /// is [`Error::AlreadyExists`]. The segment is mode `0600` (this user only), and its
-    /// whole size is reserved now: a full `/dev/shm` is [`Error::OutOfMemory`].
+    /// whole size is reserved now: a full `/dev/shm`, or a size past the file-size limit
+    /// (`ulimit -f`), is [`Error::OutOfMemory`] and leaves no name behind.
     ///
     /// The name is removed when this process drops the last handle derived from the
     /// returned heap, unless [`persist`](Heap::persist) was called; see the
@@ -685,7 +686,12 @@ impl Heap {
     /// [`Error::NotFound`] if no such key; [`Error::LayoutMismatch`] if the stored
     /// element type's [layout](SharedType::LAYOUT) or the handle kind (value or array,
     /// lock or none, which lock) differs from `H`'s — the message says what differs,
-    /// field by field; [`Error::InvalidHeap`] if the entry is corrupt.
+    /// field by field; [`Error::InvalidHeap`] if the entry is corrupt, or if its object
+    /// or lock would overlap the heap's header, a directory entry, or another published
+    /// object or lock (the same object or lock published under several keys is fine);
+    /// for a handle with a lock, [`Error::ForeignPidNamespace`] or
+    /// [`Error::ForeignTimeNamespace`] from another namespace (see
+    /// [locks and namespaces](crate::named#locks-pid-namespaces-and-time-namespaces)).
     ///
     /// ```
     /// use sharedctypes::{Error, Heap, RawValue, Value};
