@@ -111,8 +111,9 @@ pub(crate) fn check_file_size(len: u64) -> Result<()> {
 /// process-wide side effect, so instead the signal is blocked for this thread only,
 /// around the call; a `SIGXFSZ` the call raised is then taken off the pending set
 /// (`sigtimedwait` with a zero timeout) before the old mask is restored, so it is never
-/// delivered. A thread that already blocks `SIGXFSZ` is left exactly as it is (its
-/// pending signals are its own business). Callers check [`check_file_size`] first, so
+/// delivered (nor is a handler the program may have installed for it called: the
+/// failure is reported as an error instead). A thread that already blocks `SIGXFSZ` is
+/// left exactly as it is (its pending signals are its own business). Callers check [`check_file_size`] first, so
 /// this is the second line of defence, against a limit lowered by another thread in
 /// between.
 ///
@@ -143,10 +144,15 @@ pub(crate) fn without_sigxfsz<T>(call: impl FnOnce() -> T, efbig: impl FnOnce(&T
                 tv_nsec: 0,
             };
             // Standard signals do not queue: at most one SIGXFSZ is pending. EAGAIN
-            // (none pending) and EINTR leave nothing to do.
-            // SAFETY: `xfsz` is a valid set; a null `siginfo` is allowed; `zero` is a
-            // valid timeout.
-            unsafe { libc::sigtimedwait(&xfsz, std::ptr::null_mut(), &zero) };
+            // means none is; EINTR (a handled signal came first) means try again.
+            loop {
+                // SAFETY: `xfsz` is a valid set; a null `siginfo` is allowed; `zero` is
+                // a valid timeout.
+                let rc = unsafe { libc::sigtimedwait(&xfsz, std::ptr::null_mut(), &zero) };
+                if rc >= 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+                    break;
+                }
+            }
         }
         // SAFETY: `old` is the mask this thread had; restoring it is always valid.
         unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
