@@ -12,15 +12,16 @@
 //! mapping, never an address, so the same heap can be mapped at different addresses
 //! by unrelated processes (named heaps). The cursor only grows, by compare-and-swap,
 //! so a parent and its children allocate from one heap without ever overlapping.
-//! Fresh memory is all zeros (the backing file is sparse), so `zeroed` objects cost no
-//! writes, and pages are committed only when first touched.
+//! Fresh memory is all zeros (the backing file starts empty), so `zeroed` objects cost
+//! no writes; in an anonymous heap pages are also committed only when first touched (a
+//! named heap reserves its whole size at creation, see `named`).
 
 use std::fmt;
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use memmap2::MmapRaw;
@@ -35,26 +36,34 @@ const COPY_THROUGH_FILE_MIN: usize = 256 << 10;
 
 /// `b"SHCTYPES"`: the first bytes of every heap.
 pub(crate) const MAGIC: [u8; 8] = *b"SHCTYPES";
-/// Bumped whenever the header or directory format changes.
-pub(crate) const VERSION: u32 = 1;
+/// Bumped whenever the header or directory format changes (2: `time_namespace`).
+pub(crate) const VERSION: u32 = 2;
 /// Bytes reserved for the header; objects start here.
 pub(crate) const HEADER_SIZE: usize = 128;
 
-/// The header at offset 0 of every heap. Only atomics are mutated after creation.
+/// The header at offset 0 of every heap.
+///
+/// Every field is an atomic, even those written only once, at creation: other
+/// processes map the same memory, and one that does not cooperate (of the same user: a
+/// named heap is mode 0600) may write any of them at any time. A shared reference to
+/// memory that changes under it is sound only if everything in it is an atomic (an
+/// `UnsafeCell`), and every bit pattern of each field is a valid value. The fields that
+/// decide whether and how much to map are read from the file, not from here, before
+/// mapping (`named::check_header`); the cursor is clamped on every use.
 #[repr(C)]
 pub(crate) struct Header {
-    pub magic: [u8; 8],
-    pub version: u32,
-    pub header_size: u32,
+    pub magic: [AtomicU8; 8],
+    pub version: AtomicU32,
+    pub header_size: AtomicU32,
     /// Bytes in the whole mapping, header included.
-    pub total_len: u64,
+    pub total_len: AtomicU64,
     /// Offset of the next free byte.
     pub cursor: AtomicU64,
     /// Named heaps: 0 while being created, [`READY`] once usable.
     pub state: AtomicU32,
     /// Named heaps: the creating process's id (0 for anonymous heaps), so that stale
     /// heaps can be told from live ones.
-    pub creator_pid: u32,
+    pub creator_pid: AtomicU32,
     /// Offset of the newest directory entry, 0 when empty (see `named`).
     pub directory: AtomicU64,
     /// The creator's PID namespace (inode of `/proc/self/ns/pid`), 0 if unknown. Locks
@@ -62,6 +71,10 @@ pub(crate) struct Header {
     /// locks are not handed out there (see `named`). Read as an atomic: a process that
     /// does not cooperate could change it.
     pub pid_namespace: AtomicU64,
+    /// The creator's time namespace (see `os::time_namespace`), 0 if unknown. Lock
+    /// owners are told from strangers that reuse their thread id by their start time,
+    /// which a time namespace shifts, so locks are not handed out there either.
+    pub time_namespace: AtomicU64,
 }
 
 static_assertions::const_assert!(std::mem::size_of::<Header>() <= HEADER_SIZE);
@@ -117,15 +130,35 @@ pub(crate) struct HeapInner {
     file: Option<File>,
 }
 
-// SAFETY: the mapping is shared memory accessed only through atomics (`Shared<T>` and the
-// header's atomics); the raw base pointer is never used for unsynchronised writes.
+// SAFETY: `HeapInner` owns its mapping (`_map`, itself `Send + Sync`); `base` is just
+// the mapping's address, as valid in any thread as in the one that made it.
 unsafe impl Send for HeapInner {}
-// SAFETY: as above.
+// SAFETY: through `&HeapInner`, many threads reach the mapping at once. That is sound
+// because every access to shared memory goes through atomics (`Shared<T>`, the header,
+// directory entries, locks), with one exception: a range `alloc` has just handed out is
+// initialised with plain writes (`init_fresh`, `RawValue::new_in`, `copy_to_fresh`)
+// before any handle to it exists. `alloc` gives each range to one caller only (its
+// cursor moves by compare-and-swap), so no other thread, and no cooperating process,
+// can reach the range during those writes.
+//
+// What this does not cover: a process that does not cooperate (of the same user) can
+// write anywhere at any time, the cursor included. Its writes are outside this
+// process's abstract machine, like a device's; this process reads shared memory only
+// through atomics, and every bit pattern is a valid value of what it reads, so they
+// cannot break memory safety here (see the memory-model argument in `shared`). By
+// moving the cursor back it could make `alloc` hand one range out twice, so that the
+// plain writes initialising it race with another thread's atomic accesses to the same
+// bytes: a data race in the abstract machine that such a process can provoke (as it
+// can, where ptrace is allowed, write this process's memory directly), harmless in practice
+// (the writes store valid values; nothing reads a plain value back), and not guarded
+// against, since a guard would add an atomic read-modify-write to every allocation.
 unsafe impl Sync for HeapInner {}
 
 impl Heap {
     /// Creates a heap with room for exactly `capacity` bytes of objects (alignment
     /// padding counts; the header is extra). Memory is committed only when touched.
+    /// A size the system refuses — past the address-space limit (`ulimit -v`) or the
+    /// file-size limit (`ulimit -f`) — is [`Error::OutOfMemory`], never a signal.
     ///
     /// ```
     /// let heap = sharedctypes::Heap::new(10_000)?;
@@ -145,28 +178,31 @@ impl Heap {
         let creator_pid = named.as_ref().map_or(0, NamedState::creator_pid);
         // A descriptor of our own for `copy_to_fresh`; without one, copies go through the
         // mapping (slower for large ones, otherwise the same).
-        let heap = Heap::from_map_with_file(map, id, named, file.try_clone().ok());
+        let heap = Heap::from_map_with_file(map, id, named, file.try_clone().ok())?;
         let header = Header {
-            magic: MAGIC,
-            version: VERSION,
-            header_size: HEADER_SIZE as u32,
-            total_len: total as u64,
+            magic: MAGIC.map(AtomicU8::new),
+            version: AtomicU32::new(VERSION),
+            header_size: AtomicU32::new(HEADER_SIZE as u32),
+            total_len: AtomicU64::new(total as u64),
             cursor: AtomicU64::new(HEADER_SIZE as u64),
             // Named heaps become visible to `open` only when this turns READY, below.
             state: AtomicU32::new(0),
-            creator_pid,
+            creator_pid: AtomicU32::new(creator_pid),
             directory: AtomicU64::new(0),
             pid_namespace: AtomicU64::new(os::pid_namespace()),
+            time_namespace: AtomicU64::new(os::time_namespace()),
         };
         // SAFETY: the mapping is at least HEADER_SIZE bytes and page-aligned, so valid and
-        // aligned for a `Header`; the file is fresh, so no other process reads it yet
-        // except through `state`, which is written last, with `Release`.
+        // aligned for a `Header`, and no reference to it exists yet in this process. The
+        // file is fresh: no other process of ours reads it before `state` turns READY,
+        // written last, with `Release` (a process that does not cooperate may write it
+        // at any time, as it may any shared memory: see `Header`).
         unsafe { heap.header_ptr().write(header) };
         heap.header().state.store(READY, Ordering::Release);
         Ok(heap)
     }
 
-    pub(crate) fn from_map(map: MmapRaw, id: FileId, named: Option<NamedState>) -> Heap {
+    pub(crate) fn from_map(map: MmapRaw, id: FileId, named: Option<NamedState>) -> Result<Heap> {
         Heap::from_map_with_file(map, id, named, None)
     }
 
@@ -175,10 +211,13 @@ impl Heap {
         id: FileId,
         named: Option<NamedState>,
         file: Option<File>,
-    ) -> Heap {
+    ) -> Result<Heap> {
         let len = map.len();
-        let base = NonNull::new(map.as_mut_ptr()).expect("mmap never returns null");
-        Heap {
+        // The kernel never picks address 0 for a mapping it places itself; an error
+        // rather than a panic all the same.
+        let base = NonNull::new(map.as_mut_ptr())
+            .ok_or_else(|| Error::os("mmap of the heap", io::Error::other("mapped at 0")))?;
+        Ok(Heap {
             inner: Arc::new(HeapInner {
                 named,
                 _map: map,
@@ -187,40 +226,21 @@ impl Heap {
                 id,
                 file,
             }),
-        }
+        })
     }
 
     fn header_ptr(&self) -> *mut Header {
         self.inner.base.as_ptr().cast()
     }
 
-    /// The header's atomics. Its other fields are not read through this reference:
-    /// see [`Heap::header_creator_pid`].
+    /// The header, shared with every process that maps the heap.
     pub(crate) fn header(&self) -> &Header {
         // SAFETY: the mapping starts with a `Header` (page-aligned, HEADER_SIZE bytes) that
-        // lives as long as `self`. After creation this crate writes only its atomics, in
-        // every process. A process that does not cooperate (of the same user: a named
-        // heap is mode 0600) could also overwrite the plain fields, which this crate never
-        // reads through the reference: `check_header` reads them from the file before
-        // mapping, and `header_creator_pid` reads `creator_pid` with a volatile read.
-        // Whatever is written, every field is valid for every bit pattern.
+        // lives as long as `self`, written by `init_fresh` (or by the creator, for a heap
+        // opened by name) before any reference to it exists. Every field is an atomic and
+        // valid for every bit pattern, so a shared reference stays sound whatever other
+        // threads and processes write there.
         unsafe { &*self.header_ptr() }
-    }
-
-    /// The header's `creator_pid`, read fresh from shared memory (a plain field, which
-    /// an uncooperative process could change at any time).
-    pub(crate) fn header_creator_pid(&self) -> u32 {
-        let at = std::mem::offset_of!(Header, creator_pid);
-        let ptr = self
-            .header_ptr()
-            .cast::<u8>()
-            .wrapping_add(at)
-            .cast::<u32>();
-        // SAFETY: `ptr` is the `creator_pid` field of the header at the start of the
-        // mapping, in bounds and aligned for a `u32`; the mapping lives as long as `self`;
-        // every bit pattern is a valid `u32`, and a volatile read assumes nothing about
-        // concurrent writers.
-        unsafe { ptr.read_volatile() }
     }
 
     /// Bytes available for objects in all (the header excluded).
@@ -367,28 +387,16 @@ impl Heap {
     pub(crate) unsafe fn copy_to_fresh<T: Copy>(&self, dst: *mut T, src: &[T]) {
         let bytes = std::mem::size_of_val(src);
         let mut done = 0;
-        if let (Some(file), true) = (&self.inner.file, bytes >= COPY_THROUGH_FILE_MIN) {
-            let start = self
-                .offset_of(dst, bytes)
-                .expect("copy_to_fresh: the destination is inside this heap");
-            while done < bytes {
-                // SAFETY: the kernel reads `bytes - done` bytes of `src`, which is valid
-                // for `bytes` bytes (padding included, as `memcpy` would), and keeps no
-                // pointer to them.
-                let n = unsafe {
-                    libc::pwrite(
-                        file.as_raw_fd(),
-                        src.as_ptr().cast::<u8>().wrapping_add(done).cast(),
-                        bytes - done,
-                        (start + done) as libc::off_t,
-                    )
-                };
-                if n > 0 {
-                    done += n as usize;
-                } else if n == 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted
-                {
-                    break;
-                }
+        let start = self.offset_of(dst, bytes);
+        if let (Some(file), Some(start), true) =
+            (&self.inner.file, start, bytes >= COPY_THROUGH_FILE_MIN)
+        {
+            // A write through the file that ends past the file-size limit (`ulimit -f`,
+            // which binds `pwrite` even inside the file) would stop short or raise
+            // SIGXFSZ: such copies go through the mapping, which no limit binds.
+            if os::check_file_size((start + bytes) as u64).is_ok() {
+                let write = || pwrite_all(file.as_raw_fd(), src, start);
+                (done, _) = os::without_sigxfsz(write, |(_, e)| *e == Some(libc::EFBIG));
             }
         }
         // SAFETY: the caller guarantees `dst` is valid for `bytes` bytes and does not
@@ -424,6 +432,40 @@ impl Heap {
     pub(crate) fn same_heap(&self, other: &Heap) -> bool {
         self.inner.id == other.inner.id
     }
+}
+
+/// Writes as much of `src` as the file `fd` takes at offset `start`; returns the bytes
+/// written and, if it stopped early on an error, the error's number.
+fn pwrite_all<T: Copy>(fd: libc::c_int, src: &[T], start: usize) -> (usize, Option<i32>) {
+    let bytes = std::mem::size_of_val(src);
+    let mut done = 0;
+    while done < bytes {
+        let Ok(at) = libc::off_t::try_from(start + done) else {
+            return (done, None);
+        };
+        // SAFETY: the kernel reads `bytes - done` bytes of `src` from offset `done`, all
+        // inside `src` (padding bytes included, copied blindly as `memcpy` would), and
+        // keeps no pointer to them.
+        let n = unsafe {
+            libc::pwrite(
+                fd,
+                src.as_ptr().cast::<u8>().wrapping_add(done).cast(),
+                bytes - done,
+                at,
+            )
+        };
+        if n > 0 {
+            done += n as usize;
+        } else if n == 0 {
+            return (done, None);
+        } else {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return (done, e.raw_os_error());
+            }
+        }
+    }
+    (done, None)
 }
 
 impl PartialEq for Heap {
@@ -484,7 +526,7 @@ pub const HEAP_SIZE_ENV: &str = "SHAREDCTYPES_HEAP_SIZE";
 /// ```
 pub const DEFAULT_HEAP_SIZE: usize = 64 << 30;
 
-static DEFAULT_HEAP: OnceLock<std::result::Result<Heap, String>> = OnceLock::new();
+static DEFAULT_HEAP: OnceLock<Result<Heap>> = OnceLock::new();
 
 /// The heap every constructor without `_in` allocates from, created on first use.
 ///
@@ -501,9 +543,12 @@ static DEFAULT_HEAP: OnceLock<std::result::Result<Heap, String>> = OnceLock::new
 ///
 /// # Panics
 ///
-/// If the heap cannot be created (the size variable is malformed, or the system
-/// refuses even 1 GiB of address space). Constructors never panic: they return that
-/// failure as an `Err`.
+/// If the heap cannot be created: the size variable is malformed
+/// ([`Error::InvalidHeapSize`]), or the system refuses the memory
+/// ([`Error::OutOfMemory`]: an explicit size that cannot be mapped, or not even 1 GiB
+/// for the built-in default — which halves down to 1 GiB until the system agrees, under
+/// `ulimit -v` or `ulimit -f`, say). The constructors without `_in` never panic for
+/// this: they return the same failure as an `Err`, every time they are called.
 ///
 /// ```
 /// let heap = sharedctypes::default_heap();
@@ -518,40 +563,70 @@ pub fn default_heap() -> &'static Heap {
 
 /// [`default_heap`] as a `Result`.
 pub(crate) fn try_default_heap() -> Result<&'static Heap> {
-    DEFAULT_HEAP
-        .get_or_init(create_default_heap)
-        .as_ref()
-        .map_err(|msg| {
-            Error::os(
-                "creating the default heap",
-                std::io::Error::other(msg.clone()),
-            )
-        })
+    match DEFAULT_HEAP.get_or_init(create_default_heap) {
+        Ok(heap) => Ok(heap),
+        Err(e) => Err(duplicate(e)),
+    }
 }
 
-fn create_default_heap() -> std::result::Result<Heap, String> {
-    match std::env::var(HEAP_SIZE_ENV) {
-        Ok(s) => {
-            let size = parse_size(&s).ok_or_else(|| {
-                format!(
-                    "{HEAP_SIZE_ENV}={s:?} is not a size; use bytes or a number with a \
-                     K, M, G or T suffix, e.g. 16G"
-                )
-            })?;
-            Heap::new(size).map_err(|e| e.to_string())
+/// A copy of one of the errors [`create_default_heap`] returns, which is kept for
+/// every later call (`Error` is not `Clone`: `io::Error` is not).
+fn duplicate(e: &Error) -> Error {
+    match e {
+        Error::OutOfMemory {
+            requested,
+            available,
+        } => Error::OutOfMemory {
+            requested: *requested,
+            available: *available,
+        },
+        Error::InvalidHeapSize { value } => Error::InvalidHeapSize {
+            value: value.clone(),
+        },
+        Error::Os { op, source } => Error::Os {
+            op,
+            source: match source.raw_os_error() {
+                Some(errno) => io::Error::from_raw_os_error(errno),
+                None => io::Error::new(source.kind(), source.to_string()),
+            },
+        },
+        other => Error::os(
+            "creating the default heap",
+            io::Error::other(other.to_string()),
+        ),
+    }
+}
+
+fn create_default_heap() -> Result<Heap> {
+    match std::env::var_os(HEAP_SIZE_ENV) {
+        Some(value) => {
+            // An explicit size is used as given: malformed (not UTF-8 included) is an
+            // error, and so is a size the system refuses; no smaller fallback.
+            let size =
+                value
+                    .to_str()
+                    .and_then(parse_size)
+                    .ok_or_else(|| Error::InvalidHeapSize {
+                        value: value.to_string_lossy().into_owned(),
+                    })?;
+            Heap::new(size)
         }
-        Err(_) => {
+        None => {
             let mut size = DEFAULT_HEAP_SIZE;
             loop {
                 match Heap::new(size) {
                     Ok(heap) => return Ok(heap),
-                    Err(e) if size <= 1 << 30 => return Err(e.to_string()),
-                    Err(_) => size /= 2,
+                    // Only a lack of room is worth a smaller try.
+                    Err(Error::OutOfMemory { .. }) if size > MIN_DEFAULT_HEAP_SIZE => size /= 2,
+                    Err(e) => return Err(e),
                 }
             }
         }
     }
 }
+
+/// The smallest default heap [`create_default_heap`] halves down to.
+const MIN_DEFAULT_HEAP_SIZE: usize = 1 << 30;
 
 /// Parses `123`, `64K`, `512M`, `16G`, `1T` (optionally `KiB`/`KB`…), in bytes.
 pub(crate) fn parse_size(s: &str) -> Option<usize> {

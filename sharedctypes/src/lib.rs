@@ -4,6 +4,13 @@
 //! for Rust, with the type system refusing at compile time what cannot work across
 //! processes (pointers).
 //!
+//! **Linux only.** The crate is built on Linux kernel features: `futex` (locks that
+//! sleep in the kernel and work across processes), `memfd_create` (anonymous heaps that
+//! children inherit), POSIX shared memory in `/dev/shm` (named heaps), and `/proc`
+//! (telling a dead lock holder from a live one). On any other target the build stops
+//! with one `compile_error!` that says so. See [Limits](#limits) for what it does not
+//! do yet.
+//!
 //! ```
 //! use sharedctypes::{Array, Lock, Process, RawValue, SharedStruct, Value};
 //!
@@ -67,59 +74,116 @@
 //!   processes without polling;
 //! - [`Process`]: fork a child that runs a closure;
 //! - [`typecode!`], [`Typecode`]: Python's one-letter type codes.
+//!
+//! # Limits
+//!
+//! What the crate does not do (yet):
+//! - **No memory reclamation yet**: a heap only grows; an object's memory is given back
+//!   when its heap goes (the last process unmaps it), not when its last handle is
+//!   dropped. Size heaps for everything allocated over their life.
+//! - **Linux only**: no Windows, macOS or BSD (see above).
+//! - **Locks need one PID namespace and one time namespace**: a lock's owner is named
+//!   by thread id and told from a stranger reusing that id by its start time, so locks
+//!   in a [named heap](named) are refused across PID or time namespaces
+//!   ([`Error::ForeignPidNamespace`], [`Error::ForeignTimeNamespace`]), and so is a
+//!   process that cannot read its namespaces (no `/proc`). Raw objects cross freely.
+//! - **Processes killed by a signal keep nothing consistent for you**: a lock they held
+//!   is recovered (the next holder is told: [`OwnerDied`]), but the data it guarded may
+//!   be half-written.
+//! - **A named heap truncated by another process after it was opened** can still raise
+//!   `SIGBUS`, and a corrupted directory is checked only against what it names (see
+//!   [what is checked](named#what-is-checked-and-what-cannot-be)).
+//! - **No Python bindings yet**, and the same `#[repr(C)]` layout must be used by every
+//!   program that shares a named heap (checked, not converted).
 
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+// One error, and nothing else: every module below is Linux-only, so it is left out
+// rather than allowed to fail on a missing `libc` function.
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "sharedctypes supports Linux only (target_os = \"linux\"): it is built on the futex \
+     system call, memfd_create, POSIX shared memory in /dev/shm and /proc"
+);
+
 // Lets the derive's `::sharedctypes::…` paths resolve inside this crate's own tests.
+#[cfg(target_os = "linux")]
 #[allow(unused_extern_crates)]
 extern crate self as sharedctypes;
 
+// Every module and re-export is Linux-only (`cfg` below), so that another target sees
+// the one `compile_error!` above, not a cascade of missing `libc` items.
+#[cfg(target_os = "linux")]
 mod error;
+#[cfg(target_os = "linux")]
 pub mod heap;
+#[cfg(target_os = "linux")]
 pub mod layout;
+#[cfg(target_os = "linux")]
 pub mod named;
+#[cfg(target_os = "linux")]
 mod os;
+#[cfg(target_os = "linux")]
 pub mod process;
+#[cfg(target_os = "linux")]
 mod raw;
+#[cfg(target_os = "linux")]
 pub mod shared;
+#[cfg(target_os = "linux")]
 pub mod sync;
+#[cfg(target_os = "linux")]
 mod synchronized;
+#[cfg(target_os = "linux")]
 mod typecode;
 
-pub use error::{Error, Result};
+#[cfg(target_os = "linux")]
+pub use error::{Error, NameKind, Result};
+#[cfg(target_os = "linux")]
 pub use heap::{default_heap, Heap, DEFAULT_HEAP_SIZE, HEAP_SIZE_ENV};
+#[cfg(target_os = "linux")]
 pub use layout::{FieldLayout, LayoutKind, Primitive, TypeLayout};
+#[cfg(target_os = "linux")]
 pub use named::{Publish, MAX_KEY_LEN};
+#[cfg(target_os = "linux")]
 pub use process::{Process, PANIC_EXIT_CODE};
+#[cfg(target_os = "linux")]
 pub use raw::{copy, copy_in, CopyShared, RawArray, RawValue};
+#[cfg(target_os = "linux")]
 pub use shared::{Shared, SharedStruct, SharedType};
+#[cfg(target_os = "linux")]
 pub use sync::{Barrier, BarrierWaitResult, BoundedSemaphore, Event, Semaphore};
+#[cfg(target_os = "linux")]
 pub use sync::{
     Condition, ConditionGuard, Lock, LockGuard, LockResult, LockType, OwnerDied, RLock, RLockGuard,
     TryLockError, TryLockResult, WaitTimeoutResult,
 };
+#[cfg(target_os = "linux")]
 pub use synchronized::{
     synchronized, synchronized_with, Array, ArrayGuard, Synchronize, Value, ValueGuard,
 };
+#[cfg(target_os = "linux")]
 pub use typecode::Typecode;
 
 /// `#[derive(SharedStruct)]`, documented below: what it accepts, what it generates and
 /// what it rejects. It implements [`SharedType`] and the [`SharedStruct`
 /// trait](trait@SharedStruct).
+#[cfg(target_os = "linux")]
 pub use sharedctypes_derive::SharedStruct;
 
 /// The README's examples, compiled and run as doctests.
-#[cfg(doctest)]
+#[cfg(all(doctest, target_os = "linux"))]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
 
+#[cfg(target_os = "linux")]
 mod sealed {
     pub trait Sealed {}
 }
 
 /// Items used by the code `#[derive(SharedStruct)]` generates. Not public API.
+#[cfg(target_os = "linux")]
 #[doc(hidden)]
 pub mod __private {
     pub use crate::layout::{FieldLayout, TypeLayout};

@@ -65,10 +65,17 @@
 //! with `O_NONBLOCK`, so a FIFO never blocks), then the header (magic, format version,
 //! header size, the file's real size against the recorded one, the allocation cursor) and
 //! that the file has all its blocks (no holes, see below) *before* mapping, and then every
-//! directory entry (bounds, alignment, kind, stored layout); [`lookup`](Heap::lookup)
-//! checks the entry it uses again. A foreign, truncated, sparse or corrupted segment is an
+//! directory entry (bounds, alignment, kind, stored layout) and that the memory the
+//! entries name does not alias: no object or lock overlaps the header, a directory
+//! entry, a lock or another object (one object or lock may be named whole by several
+//! entries). [`lookup`](Heap::lookup) checks the entry it uses again, and the aliasing
+//! of the whole directory. A foreign, truncated, sparse or corrupted segment is an
 //! [`Error::InvalidHeap`], never a crash, a hang or an out-of-bounds access. The *values*
 //! in objects need no check: every bit pattern of a [`SharedType`] is valid.
+//!
+//! Aliasing is checked only against what the directory names: an entry pointed at a
+//! lock or object that was never published (a `Value`'s lock kept private, say) cannot
+//! be told from a legitimate one, since the heap keeps no record of its allocations.
 //!
 //! One thing cannot be checked: a process of the same user (the segment is mode `0600`)
 //! may shrink the segment *after* it was opened, with `ftruncate` on
@@ -78,16 +85,21 @@
 //! `FALLOC_FL_PUNCH_HOLE`) after it was opened is the same: the first write into a hole
 //! needs a new page, and raises `SIGBUS` if `/dev/shm` is full.
 //!
-//! # Locks and PID namespaces
+//! # Locks, PID namespaces and time namespaces
 //!
 //! A [`Lock`] names its owner by kernel thread id and checks a waiting
 //! owner's liveness by that id, which means nothing in another PID namespace (two
-//! containers sharing `/dev/shm` but not their processes, say). The heap records its
-//! creator's PID namespace, and [`publish`](Heap::publish) and [`lookup`](Heap::lookup)
-//! of anything holding a lock (`Lock`, `RLock`, `Value`, `Array`) from another namespace
-//! are [`Error::ForeignPidNamespace`]; raw objects and the coordination objects (`Event`,
-//! `Semaphore`, `BoundedSemaphore`, `Barrier`, which name no owner) are shared across
-//! namespaces freely.
+//! containers sharing `/dev/shm` but not their processes, say). It tells a live owner
+//! from a stranger that got the same id later by the thread's start time, which a time
+//! namespace shifts (`unshare -T --boottime …`, a process restored by CRIU): a waiter in
+//! another time namespace would take a live owner for a stranger and take the lock over.
+//! The heap records its creator's PID and time namespaces, and [`publish`](Heap::publish)
+//! and [`lookup`](Heap::lookup) of anything holding a lock (`Lock`, `RLock`, `Value`,
+//! `Array`) from another namespace are [`Error::ForeignPidNamespace`] or
+//! [`Error::ForeignTimeNamespace`]. The check fails closed: a namespace that cannot be
+//! read (no `/proc`), on either side, counts as another one. Raw objects and the
+//! coordination objects (`Event`, `Semaphore`, `BoundedSemaphore`, `Barrier`,
+//! `Condition`, which name no owner) are shared across namespaces freely.
 //!
 //! # The directory
 //!
@@ -129,7 +141,7 @@ use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
-use crate::error::{Error, Result, UNDESCRIBABLE};
+use crate::error::{Error, NameKind, Result, UNDESCRIBABLE};
 use crate::heap::{total_len, Header, Heap, HEADER_SIZE, MAGIC, READY, VERSION};
 use crate::layout::codec::{self, TooBig};
 use crate::layout::OwnedLayout;
@@ -143,6 +155,9 @@ use crate::TypeLayout;
 
 use self::private::{Found, Kind, LockKind, Parts, Shape};
 
+/// What `shm_open` refusing a name that passed our own checks means.
+const SYSTEM_REFUSED_NAME: &str = "the system refuses it";
+
 /// Longest key [`Heap::publish`] accepts, in bytes.
 ///
 /// ```
@@ -152,7 +167,7 @@ use self::private::{Found, Kind, LockKind, Parts, Shape};
 /// let v = RawValue::new_in(&heap, 1u8)?;
 /// heap.publish(&"k".repeat(MAX_KEY_LEN), &v)?;
 /// let err = heap.publish(&"k".repeat(MAX_KEY_LEN + 1), &v).unwrap_err();
-/// assert!(matches!(err, Error::InvalidName));
+/// assert!(matches!(err, Error::InvalidName { .. }));
 /// # Ok::<(), sharedctypes::Error>(())
 /// ```
 pub const MAX_KEY_LEN: usize = 255;
@@ -232,7 +247,8 @@ impl Heap {
     /// The name is `/` followed by 1–255 bytes with no `/` or NUL, and not `.` or `..`
     /// (anything else is [`Error::InvalidName`], before any system call). A taken name
     /// is [`Error::AlreadyExists`]. The segment is mode `0600` (this user only), and its
-    /// whole size is reserved now: a full `/dev/shm` is [`Error::OutOfMemory`].
+    /// whole size is reserved now: a full `/dev/shm`, or a size past the file-size limit
+    /// (`ulimit -f`), is [`Error::OutOfMemory`] and leaves no name behind.
     ///
     /// The name is removed when this process drops the last handle derived from the
     /// returned heap, unless [`persist`](Heap::persist) was called; see the
@@ -244,19 +260,29 @@ impl Heap {
     /// let name = format!("/doc-create-{}", std::process::id());
     /// let heap = Heap::create(&name, 1 << 16)?;
     /// assert_eq!(heap.name(), Some(name.as_str()));
-    /// assert!(matches!(Heap::create(&name, 1 << 16), Err(Error::AlreadyExists)));
-    /// assert!(matches!(Heap::create("no-slash", 1 << 16), Err(Error::InvalidName)));
+    /// let taken = Heap::create(&name, 1 << 16).unwrap_err();
+    /// assert!(matches!(&taken, Error::AlreadyExists { name: n, .. } if *n == name));
+    /// assert!(taken.to_string().starts_with(&format!("heap {name:?} already exists")));
+    /// assert!(matches!(Heap::create("no-slash", 1 << 16), Err(Error::InvalidName { .. })));
     /// drop(heap);
-    /// assert!(matches!(Heap::open(&name), Err(Error::NotFound))); // removed on drop
+    /// assert!(matches!(Heap::open(&name), Err(Error::NotFound { .. }))); // removed on drop
     /// # Ok::<(), sharedctypes::Error>(())
     /// ```
     pub fn create(name: &str, capacity: usize) -> Result<Heap> {
         let cname = os::shm_name(name)?;
         let total = total_len(capacity)?;
+        // Past the file-size limit (`ulimit -f`) the segment could never be reserved:
+        // refused before the name is made.
+        os::check_file_size(total as u64)?;
         let flags = libc::O_RDWR | libc::O_CREAT | libc::O_EXCL;
         let file = os::shm_open(&cname, flags).map_err(|e| match e.raw_os_error() {
-            Some(libc::EEXIST) => Error::AlreadyExists,
-            Some(libc::ENAMETOOLONG | libc::EINVAL) => Error::InvalidName,
+            Some(libc::EEXIST) => Error::AlreadyExists {
+                name: name.to_owned(),
+                kind: NameKind::Heap,
+            },
+            Some(libc::ENAMETOOLONG | libc::EINVAL) => {
+                Error::invalid_heap_name(name, SYSTEM_REFUSED_NAME)
+            }
             _ => Error::os("shm_open of a new named heap", e),
         })?;
         let id = match os::file_id(&file) {
@@ -288,7 +314,7 @@ impl Heap {
     /// let created = Heap::create(&name, 4096)?;
     /// let opened = Heap::open(&name)?;
     /// assert_eq!(opened, created); // the same shared memory
-    /// assert!(matches!(Heap::open("/doc-no-such-heap"), Err(Error::NotFound)));
+    /// assert!(matches!(Heap::open("/doc-no-such-heap"), Err(Error::NotFound { .. })));
     /// # Ok::<(), sharedctypes::Error>(())
     /// ```
     pub fn open(name: &str) -> Result<Heap> {
@@ -298,18 +324,21 @@ impl Heap {
         // below, with everything else that is not a regular file.
         let flags = libc::O_RDWR | libc::O_NONBLOCK;
         let file = os::shm_open(&cname, flags).map_err(|e| match e.raw_os_error() {
-            Some(libc::ENOENT) => Error::NotFound,
-            Some(libc::ENAMETOOLONG) => Error::InvalidName,
+            Some(libc::ENOENT) => Error::heap_not_found(name),
+            Some(libc::ENAMETOOLONG) => Error::invalid_heap_name(name, SYSTEM_REFUSED_NAME),
             // The name is valid (checked above), so this is no name: a directory (glibc
             // reports EISDIR as EINVAL), a symbolic link (`shm_open` does not follow
             // them), a socket.
             Some(libc::EINVAL | libc::EISDIR | libc::ELOOP | libc::ENXIO) => Error::InvalidHeap,
             _ => Error::os("shm_open of a named heap", e),
         })?;
-        let total = check_header(&file)?;
+        let total = check_header(&file).map_err(|e| match e {
+            HeaderError::BeingCreated => Error::heap_not_found(name),
+            HeaderError::Other(e) => e,
+        })?;
         let map = os::map_shared(&file, total)?;
         let id = os::file_id(&file)?;
-        let heap = Heap::from_map(map, id, Some(NamedState::opened(cname)));
+        let heap = Heap::from_map(map, id, Some(NamedState::opened(cname)))?;
         // The header may have changed since it was read; the mapping's length is ours,
         // and the cursor is clamped into it on every use, so that cannot mislead us.
         heap.check_directory()?;
@@ -345,16 +374,18 @@ impl Heap {
     /// let name = format!("/doc-unlink-{}", std::process::id());
     /// let heap = Heap::create(&name, 4096)?;
     /// Heap::unlink(&name)?;
-    /// assert!(matches!(Heap::open(&name), Err(Error::NotFound)));
-    /// assert!(matches!(Heap::unlink(&name), Err(Error::NotFound)));
+    /// assert!(matches!(Heap::open(&name), Err(Error::NotFound { .. })));
+    /// assert!(matches!(Heap::unlink(&name), Err(Error::NotFound { .. })));
     /// assert!(heap.capacity() >= 4096); // still usable here
     /// # Ok::<(), sharedctypes::Error>(())
     /// ```
     pub fn unlink(name: &str) -> Result<()> {
         let cname = os::shm_name(name)?;
         os::shm_unlink(&cname).map_err(|e| match e.raw_os_error() {
-            Some(libc::ENOENT) => Error::NotFound,
-            Some(libc::ENAMETOOLONG | libc::EINVAL) => Error::InvalidName,
+            Some(libc::ENOENT) => Error::heap_not_found(name),
+            Some(libc::ENAMETOOLONG | libc::EINVAL) => {
+                Error::invalid_heap_name(name, SYSTEM_REFUSED_NAME)
+            }
             _ => Error::os("shm_unlink of a named heap", e),
         })
     }
@@ -379,36 +410,49 @@ impl Heap {
     /// # Ok::<(), sharedctypes::Error>(())
     /// ```
     pub fn creator_pid(&self) -> Option<u32> {
-        match self.header_creator_pid() {
+        match self.header().creator_pid.load(Ordering::Relaxed) {
             0 => None,
             pid => Some(pid),
         }
     }
 }
 
+/// Why [`check_header`] refused a segment.
+enum HeaderError {
+    /// A heap still being created: [`Error::NotFound`] with the heap's name.
+    BeingCreated,
+    Other(Error),
+}
+
+impl From<Error> for HeaderError {
+    fn from(e: Error) -> Self {
+        HeaderError::Other(e)
+    }
+}
+
 /// Reads and checks a segment's header without mapping it; returns the length to map.
-fn check_header(file: &File) -> Result<usize> {
+fn check_header(file: &File) -> Result<usize, HeaderError> {
     let meta = file
         .metadata()
         .map_err(|e| Error::os("fstat of a named heap", e))?;
     if !meta.file_type().is_file() {
         // A FIFO, a socket, a device: never a heap (and not to be read or mapped).
-        return Err(Error::InvalidHeap);
+        return Err(Error::InvalidHeap.into());
     }
     let size = meta.len();
     if size == 0 {
         // A creator between `shm_open` and `posix_fallocate`.
-        return Err(Error::NotFound);
+        return Err(HeaderError::BeingCreated);
     }
     if size < HEADER_SIZE as u64 {
-        return Err(Error::InvalidHeap);
+        return Err(Error::InvalidHeap.into());
     }
     let mut h = [0u8; HEADER_SIZE];
     match file.read_exact_at(&mut h, 0) {
         Ok(()) => {}
         // Shrunk since the fstat.
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Err(Error::InvalidHeap),
-        Err(e) => return Err(Error::os("reading a named heap's header", e)),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Err(Error::InvalidHeap.into()),
+        Err(e) => return Err(Error::os("reading a named heap's header", e).into()),
     }
     let magic = &h[..MAGIC.len()];
     let state = read_u32(&h, std::mem::offset_of!(Header, state));
@@ -416,9 +460,9 @@ fn check_header(file: &File) -> Result<usize> {
         // A header being written: each magic byte is either still zero or already ours.
         let being_written = state == 0 && magic.iter().zip(MAGIC).all(|(&b, m)| b == 0 || b == m);
         return Err(if being_written {
-            Error::NotFound
+            HeaderError::BeingCreated
         } else {
-            Error::InvalidHeap
+            Error::InvalidHeap.into()
         });
     }
     let version = read_u32(&h, std::mem::offset_of!(Header, version));
@@ -431,16 +475,16 @@ fn check_header(file: &File) -> Result<usize> {
         && total == size
         && (HEADER_SIZE as u64..=total).contains(&cursor);
     if !valid {
-        return Err(Error::InvalidHeap);
+        return Err(Error::InvalidHeap.into());
     }
     // `create` reserves every block (`posix_fallocate`) before the header turns READY.
     // A file with holes was made otherwise: the first write into a hole would need a new
     // page, a SIGBUS if `/dev/shm` is full. (`st_blocks` counts 512-byte units, whatever
     // the file system's block size.)
     if meta.blocks().saturating_mul(512) < size {
-        return Err(Error::InvalidHeap);
+        return Err(Error::InvalidHeap.into());
     }
-    usize::try_from(total).map_err(|_| Error::InvalidHeap)
+    usize::try_from(total).map_err(|_| Error::InvalidHeap.into())
 }
 
 fn read_u32(h: &[u8; HEADER_SIZE], at: usize) -> u32 {
@@ -493,6 +537,69 @@ struct Entry {
     layout_len: usize,
 }
 
+/// What a stretch of a heap holds, for [`Heap::check_aliasing`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Holds {
+    Header,
+    Entry,
+    Object,
+    Lock,
+}
+
+/// `[start, end)` of a heap and what it holds. Ordered by start, then end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Region {
+    start: usize,
+    end: usize,
+    holds: Holds,
+}
+
+/// The heap's header, which nothing else may overlap.
+const HEADER_REGION: Region = Region {
+    start: 0,
+    end: HEADER_SIZE,
+    holds: Holds::Header,
+};
+
+impl Region {
+    fn is_empty(&self) -> bool {
+        self.start >= self.end
+    }
+
+    fn overlaps(&self, other: &Region) -> bool {
+        self.start < other.end && other.start < self.end
+    }
+
+    /// Whether `self` and `other` may share memory: the same object, or the same lock,
+    /// named twice.
+    fn may_share(&self, other: &Region) -> bool {
+        self == other && matches!(self.holds, Holds::Object | Holds::Lock)
+    }
+
+    /// `len` elements of `size` bytes at `start`.
+    fn object(start: usize, len: usize, size: usize) -> Result<Region> {
+        let end = len
+            .checked_mul(size)
+            .and_then(|n| start.checked_add(n))
+            .ok_or(Error::InvalidHeap)?;
+        Ok(Region {
+            start,
+            end,
+            holds: Holds::Object,
+        })
+    }
+
+    /// A lock's state at `start`.
+    fn lock(start: usize) -> Result<Region> {
+        let end = start.checked_add(LOCK_SIZE).ok_or(Error::InvalidHeap)?;
+        Ok(Region {
+            start,
+            end,
+            holds: Holds::Lock,
+        })
+    }
+}
+
 impl Heap {
     /// Publishes `handle` under `key` in this heap's directory, for
     /// [`lookup`](Heap::lookup) by any process that opens the heap.
@@ -513,15 +620,16 @@ impl Heap {
     /// let heap = Heap::create(&format!("/doc-publish-{}", std::process::id()), 1 << 16)?;
     /// let samples = RawArray::from_slice_in(&heap, &[1.0f64, 2.0])?;
     /// heap.publish("samples", &samples)?;
-    /// assert!(matches!(heap.publish("samples", &samples), Err(Error::AlreadyExists)));
+    /// assert!(matches!(heap.publish("samples", &samples), Err(Error::AlreadyExists { .. })));
     /// let elsewhere = Lock::new_in(&Heap::new(4096)?)?;
     /// assert!(matches!(heap.publish("lock", &elsewhere), Err(Error::WrongHeap)));
     /// # Ok::<(), sharedctypes::Error>(())
     /// ```
     pub fn publish<H: Publish>(&self, key: &str, handle: &H) -> Result<()> {
-        let key = check_key(key)?;
+        let key_str = key;
+        let key = self.check_key(key)?;
         if H::__KIND.lock != LockKind::None {
-            self.check_pid_namespace()?;
+            self.check_namespaces()?;
         }
         let parts = handle.__parts();
         let ours = |part: Option<(&Heap, usize)>| part.map_or(true, |(h, _)| h.same_heap(self));
@@ -542,7 +650,7 @@ impl Heap {
         let directory = &self.header().directory;
         let mut seen = directory.load(Ordering::Acquire);
         if self.find(seen, key)?.is_some() {
-            return Err(Error::AlreadyExists);
+            return Err(self.key_taken(key_str));
         }
         let size = ENTRY_SIZE + key.len() + layout.len();
         let at = self.alloc(size, ENTRY_ALIGN)?;
@@ -570,7 +678,7 @@ impl Heap {
                 Err(head) => {
                     // Others linked entries meanwhile: one of them may hold our key.
                     if self.find(head, key)?.is_some() {
-                        return Err(Error::AlreadyExists);
+                        return Err(self.key_taken(key_str));
                     }
                     seen = head;
                 }
@@ -584,7 +692,12 @@ impl Heap {
     /// [`Error::NotFound`] if no such key; [`Error::LayoutMismatch`] if the stored
     /// element type's [layout](SharedType::LAYOUT) or the handle kind (value or array,
     /// lock or none, which lock) differs from `H`'s — the message says what differs,
-    /// field by field; [`Error::InvalidHeap`] if the entry is corrupt.
+    /// field by field; [`Error::InvalidHeap`] if the entry is corrupt, or if its object
+    /// or lock would overlap the heap's header, a directory entry, or another published
+    /// object or lock (the same object or lock published under several keys is fine);
+    /// for a handle with a lock, [`Error::ForeignPidNamespace`] or
+    /// [`Error::ForeignTimeNamespace`] from another namespace (see
+    /// [locks and namespaces](crate::named#locks-pid-namespaces-and-time-namespaces)).
     ///
     /// ```
     /// use sharedctypes::{Error, Heap, RawValue, Value};
@@ -596,7 +709,9 @@ impl Heap {
     /// let opened = Heap::open(&name)?;
     /// let n: Value<i32> = opened.lookup("n")?;
     /// assert_eq!(n.update(|x| x * 6), 42);
-    /// assert!(matches!(opened.lookup::<Value<i32>>("m"), Err(Error::NotFound)));
+    /// let missing = opened.lookup::<Value<i32>>("m").unwrap_err();
+    /// assert!(matches!(missing, Error::NotFound { .. }));
+    /// assert!(missing.to_string().starts_with(&format!("key \"m\" not found in heap {name:?}")));
     ///
     /// let Err(Error::LayoutMismatch(why)) = opened.lookup::<RawValue<i64>>("n") else {
     ///     panic!("a Value<i32> is not a RawValue<i64>")
@@ -609,9 +724,12 @@ impl Heap {
     /// # Ok::<(), sharedctypes::Error>(())
     /// ```
     pub fn lookup<H: Publish>(&self, key: &str) -> Result<H> {
-        let key_bytes = check_key(key)?;
+        let key_bytes = self.check_key(key)?;
         let head = self.header().directory.load(Ordering::Acquire);
-        let entry = self.find(head, key_bytes)?.ok_or(Error::NotFound)?;
+        let entry = self.find(head, key_bytes)?.ok_or_else(|| Error::NotFound {
+            name: key.to_owned(),
+            kind: self.key_kind(),
+        })?;
         let stored_kind = Kind::from_bits(entry.kind).ok_or(Error::InvalidHeap)?;
         let stored_layout = self.entry_layout(&entry, stored_kind)?;
         let here_layout = match H::__layout() {
@@ -663,30 +781,82 @@ impl Heap {
             len: to_usize(entry.len)?,
             lock: to_usize(entry.lock)?,
         };
+        // What the handle will cover, with `H`'s real element size.
+        let mut ours = Vec::with_capacity(2);
         if let Some((size, align)) = H::__ELEM {
             check_object(found.object, found.len, size, align, H::__KIND.shape, limit)?;
+            ours.push(Region::object(found.object, found.len, size)?);
         }
         if H::__KIND.lock != LockKind::None {
             check_lock(found.lock, limit)?;
-            self.check_pid_namespace()?;
+            ours.push(Region::lock(found.lock)?);
+        }
+        // Nothing else in the directory may share its memory (read again: the entry may
+        // have changed since it was found, which the check then reports as an overlap).
+        ours.retain(|r| !r.is_empty());
+        self.check_not_aliased(head, &ours)?;
+        if H::__KIND.lock != LockKind::None {
+            self.check_namespaces()?;
         }
         // SAFETY: `check_object` proved `[object, object + len * size_of::<T>())` inside the
         // allocated part of this heap and aligned for `T` (`H::__ELEM` is `T`'s
         // `size_of` and `align_of`); `check_lock` did the same for the lock's
-        // `LockState`; the kind (and so which of them `H` uses) is `H::__KIND`, compared
-        // above.
+        // lock; the kind (and so which of them `H` uses) is `H::__KIND`, compared
+        // above. (`check_aliasing` keeps the object off the lock words, for correctness:
+        // soundness does not depend on it, every access being atomic.)
         Ok(unsafe { H::__rebuild(self, &found) })
     }
 
-    /// Locks are usable only in the PID namespace the heap was created in (0: unknown,
-    /// on either side, is allowed).
-    fn check_pid_namespace(&self) -> Result<()> {
-        let theirs = self.header().pid_namespace.load(Ordering::Relaxed);
-        let ours = os::pid_namespace();
-        if theirs != 0 && ours != 0 && theirs != ours {
+    /// Locks are usable only in the PID and time namespaces the heap was created in. A
+    /// namespace that cannot be read, on either side, counts as another one: a lock
+    /// that cannot be proven safe to share is not shared.
+    fn check_namespaces(&self) -> Result<()> {
+        let header = self.header();
+        let same = |theirs: u64, ours: u64| {
+            theirs != os::UNKNOWN_NAMESPACE && ours != os::UNKNOWN_NAMESPACE && theirs == ours
+        };
+        if !same(
+            header.pid_namespace.load(Ordering::Relaxed),
+            os::pid_namespace(),
+        ) {
             return Err(Error::ForeignPidNamespace);
         }
+        if !same(
+            header.time_namespace.load(Ordering::Relaxed),
+            os::time_namespace(),
+        ) {
+            return Err(Error::ForeignTimeNamespace);
+        }
         Ok(())
+    }
+
+    /// What a key names in this heap, for errors.
+    fn key_kind(&self) -> NameKind {
+        NameKind::Key {
+            heap: self.name().map(str::to_owned),
+        }
+    }
+
+    /// [`Error::AlreadyExists`] for `key`.
+    fn key_taken(&self, key: &str) -> Error {
+        Error::AlreadyExists {
+            name: key.to_owned(),
+            kind: self.key_kind(),
+        }
+    }
+
+    /// `key`'s bytes, if it is 1 to [`MAX_KEY_LEN`] bytes long.
+    fn check_key<'k>(&self, key: &'k str) -> Result<&'k [u8]> {
+        let reason = match key.len() {
+            0 => "it is empty",
+            1..=MAX_KEY_LEN => return Ok(key.as_bytes()),
+            _ => "it is longer than 255 bytes",
+        };
+        Err(Error::InvalidName {
+            name: key.to_owned(),
+            kind: self.key_kind(),
+            reason,
+        })
     }
 
     /// The keys published in this heap, newest first.
@@ -725,7 +895,108 @@ impl Heap {
             }
             Ok(None::<()>)
         })?;
+        self.check_aliasing(head)
+    }
+
+    /// Checks that the memory the directory from `head` names — entries, objects,
+    /// locks — overlaps neither itself nor the header (for `open`), except that one
+    /// object or one lock may be named more than once, whole (published under several
+    /// keys, or one lock shared by several objects). A legitimate heap never has
+    /// anything else: every entry, object and lock is an allocation of its own. A
+    /// corrupted directory could otherwise hand out an object whose stores land on a
+    /// lock word or on the directory itself.
+    ///
+    /// Only what the directory names can be checked: a lock or object that was never
+    /// published leaves no trace in the heap.
+    fn check_aliasing(&self, head: u64) -> Result<()> {
+        let mut regions = vec![HEADER_REGION];
+        self.directory_regions(head, |r| {
+            regions.push(r);
+            Ok(())
+        })?;
+        // Sorted by start, an overlap is a region that starts before the furthest end
+        // seen so far; a repeat of the region just before it is allowed.
+        regions.sort_unstable();
+        let mut reach = 0;
+        let mut prev: Option<Region> = None;
+        for r in regions {
+            if prev.is_some_and(|p| p.may_share(&r)) {
+                continue;
+            }
+            if r.start < reach {
+                return Err(Error::InvalidHeap);
+            }
+            reach = r.end;
+            prev = Some(r);
+        }
         Ok(())
+    }
+
+    /// Checks that `ours` — the object and lock a lookup is about to hand out — overlap
+    /// neither each other, nor the header, nor anything the directory from `head`
+    /// names, except themselves (see [`Heap::check_aliasing`]). One pass over the
+    /// directory, no sorting: a lookup costs time proportional to the directory, as
+    /// finding the key already does.
+    fn check_not_aliased(&self, head: u64, ours: &[Region]) -> Result<()> {
+        let clash = |r: &Region| ours.iter().any(|o| o.overlaps(r) && !o.may_share(r));
+        let mut rest = ours;
+        while let [first, tail @ ..] = rest {
+            if tail.iter().any(|r| r.overlaps(first)) {
+                return Err(Error::InvalidHeap);
+            }
+            rest = tail;
+        }
+        if clash(&HEADER_REGION) {
+            return Err(Error::InvalidHeap);
+        }
+        self.directory_regions(head, |r| {
+            if clash(&r) {
+                Err(Error::InvalidHeap)
+            } else {
+                Ok(())
+            }
+        })
+    }
+
+    /// Feeds `visit` the memory each entry from `head` names: the entry itself, its
+    /// object (by the element size its stored layout records) and its lock. Empty
+    /// objects (zero elements, or zero-sized ones) hold no memory and are left out.
+    fn directory_regions(
+        &self,
+        head: u64,
+        mut visit: impl FnMut(Region) -> Result<()>,
+    ) -> Result<()> {
+        self.walk(head, |e| {
+            visit(Region {
+                start: e.key_at - ENTRY_SIZE,
+                end: e.layout_at + e.layout_len,
+                holds: Holds::Entry,
+            })?;
+            let kind = Kind::from_bits(e.kind).ok_or(Error::InvalidHeap)?;
+            if kind.shape != Shape::Lock {
+                let size = self.root_size(e).ok_or(Error::InvalidHeap)?;
+                let object = Region::object(to_usize(e.object)?, to_usize(e.len)?, size)?;
+                if !object.is_empty() {
+                    visit(object)?;
+                }
+            }
+            if kind.lock != LockKind::None {
+                visit(Region::lock(to_usize(e.lock)?)?)?;
+            }
+            Ok(None::<()>)
+        })?;
+        Ok(())
+    }
+
+    /// The element size an entry's stored layout records (its root node's size; the
+    /// rest is compared by `lookup`).
+    fn root_size(&self, e: &Entry) -> Option<usize> {
+        let mut root = [0u8; codec::ROOT_SIZE_END];
+        let n = e.layout_len.min(root.len());
+        for (b, stored) in root.iter_mut().zip(self.bytes(e.layout_at, n)) {
+            *b = stored.load(Ordering::Relaxed);
+        }
+        codec::root_size(&root[..n])
     }
 
     /// The entry whose key is `key`, walking from `head`.
@@ -778,11 +1049,19 @@ impl Heap {
     /// The entry's fixed part at `at` (an offset this process just allocated, or
     /// checked by `read_entry`).
     fn entry_header(&self, at: usize) -> &EntryHeader {
-        debug_assert!(at % ENTRY_ALIGN == 0 && at + ENTRY_SIZE <= self.mapped_len());
-        // SAFETY: `at` is in bounds for an `EntryHeader` and aligned for it (the mapping
-        // is page-aligned); the header holds only atomics, valid for every bit pattern,
-        // so a shared reference to memory other processes write is sound; the mapping
-        // lives as long as `self`.
+        // An invariant of both callers, so a failure is a bug in this crate, never bad
+        // input; checked all the same, since soundness rests on it.
+        assert!(
+            at % ENTRY_ALIGN == 0
+                && at
+                    .checked_add(ENTRY_SIZE)
+                    .is_some_and(|end| end <= self.mapped_len()),
+            "directory entry out of bounds"
+        );
+        // SAFETY: `at` is in bounds for an `EntryHeader` and aligned for it (asserted; the
+        // mapping is page-aligned); the header holds only atomics, valid for every bit
+        // pattern, so a shared reference to memory other processes write is sound; the
+        // mapping lives as long as `self`.
         unsafe { self.ptr_at::<EntryHeader>(at).as_ref() }
     }
 
@@ -833,12 +1112,16 @@ impl Heap {
     }
 
     fn bytes(&self, at: usize, len: usize) -> &[AtomicU8] {
-        debug_assert!(at
-            .checked_add(len)
-            .is_some_and(|end| end <= self.mapped_len()));
-        // SAFETY: callers pass a range inside the mapping (checked by `read_entry`, or
-        // just allocated); `AtomicU8` has alignment 1 and is valid for every bit pattern;
-        // the mapping lives as long as `self`.
+        // Callers pass a range checked by `read_entry`, or just allocated: a failure is a
+        // bug in this crate, never bad input.
+        assert!(
+            at.checked_add(len)
+                .is_some_and(|end| end <= self.mapped_len()),
+            "directory bytes out of bounds"
+        );
+        // SAFETY: the range is inside the mapping (asserted); `AtomicU8` has alignment 1
+        // and is valid for every bit pattern, so a shared slice of memory other processes
+        // write is sound; the mapping lives as long as `self`.
         unsafe { std::slice::from_raw_parts(self.ptr_at::<AtomicU8>(at).as_ptr(), len) }
     }
 
@@ -860,14 +1143,6 @@ impl Heap {
         for (b, &s) in self.bytes(at, src.len()).iter().zip(src) {
             b.store(s, Ordering::Relaxed);
         }
-    }
-}
-
-fn check_key(key: &str) -> Result<&[u8]> {
-    if (1..=MAX_KEY_LEN).contains(&key.len()) {
-        Ok(key.as_bytes())
-    } else {
-        Err(Error::InvalidName)
     }
 }
 
@@ -1078,7 +1353,7 @@ pub trait Publish: crate::sealed::Sealed + Sized {
     ///
     /// For each part this kind uses, the offsets in `found` must be in bounds of `heap`
     /// and aligned: the object for `found.len` elements of the element type, the lock
-    /// for a `LockState`.
+    /// for a lock (`LOCK_SIZE` bytes, `LOCK_ALIGN`-aligned).
     #[doc(hidden)]
     unsafe fn __rebuild(heap: &Heap, found: &Found) -> Self;
 }
@@ -1157,7 +1432,7 @@ macro_rules! publish_with_lock {
             unsafe fn __rebuild(heap: &Heap, found: &Found) -> Self {
                 // SAFETY: the caller guarantees the object's offset is valid for a `T`.
                 let obj = unsafe { RawValue::from_offset(heap, found.object) };
-                // SAFETY: the caller guarantees the lock's offset is valid for a LockState.
+                // SAFETY: the caller guarantees the lock's offset is valid for a lock.
                 let lock = unsafe { $lock::from_offset(heap, found.lock) };
                 synchronized_with(obj, lock)
             }
@@ -1184,7 +1459,7 @@ macro_rules! publish_with_lock {
             unsafe fn __rebuild(heap: &Heap, found: &Found) -> Self {
                 // SAFETY: the caller guarantees `found.len` elements of `T` at the offset.
                 let obj = unsafe { RawArray::from_offset(heap, found.object, found.len) };
-                // SAFETY: the caller guarantees the lock's offset is valid for a LockState.
+                // SAFETY: the caller guarantees the lock's offset is valid for a lock.
                 let lock = unsafe { $lock::from_offset(heap, found.lock) };
                 synchronized_with(obj, lock)
             }
@@ -1207,7 +1482,7 @@ macro_rules! publish_with_lock {
             }
 
             unsafe fn __rebuild(heap: &Heap, found: &Found) -> Self {
-                // SAFETY: the caller guarantees the lock's offset is valid for a LockState.
+                // SAFETY: the caller guarantees the lock's offset is valid for a lock.
                 unsafe { $lock::from_offset(heap, found.lock) }
             }
         }
@@ -1426,7 +1701,7 @@ mod tests {
     #[test]
     fn a_heap_being_created_is_not_found() {
         let not_found =
-            |edit: fn(&File, &Spots)| matches!(open_damaged(edit), Err(Error::NotFound));
+            |edit: fn(&File, &Spots)| matches!(open_damaged(edit), Err(Error::NotFound { .. }));
         assert!(not_found(|f, _| f.set_len(0).unwrap()));
         // Header not written yet, or half written.
         assert!(not_found(|f, _| put(f, 0, &[0; HEADER_SIZE])));
@@ -1724,5 +1999,176 @@ mod tests {
                 assert_eq!(Kind::from_bits(Kind::new(shape, lock).to_bits()), None);
             }
         }
+    }
+    /// Offsets in a heap holding "v" (a `Value<u64>` with its own RLock), "a" (a
+    /// `RawArray<u64>` of 4) and "lock" (a bare `Lock`), published in that order.
+    #[derive(Clone, Copy, Debug)]
+    struct Three {
+        /// The entries.
+        e_v: u64,
+        e_a: u64,
+        e_lock: u64,
+        /// The objects and locks.
+        o_v: u64,
+        l_v: u64,
+        o_a: u64,
+        l_b: u64,
+    }
+
+    /// What a corrupted directory does to `open` and to `lookup`.
+    struct Aliased {
+        /// `Heap::open` after the damage.
+        open: Result<Heap>,
+        /// `lookup` of the damaged key through a heap opened before the damage.
+        lookup: Result<()>,
+    }
+
+    /// Makes the heap of [`Three`], opens it, lets `edit` damage its file, then opens
+    /// it again and looks up `key` (as the handle type it was published as) through the
+    /// first opening.
+    fn aliased(key: &str, edit: impl FnOnce(&File, &Three)) -> Aliased {
+        let name = unique();
+        let heap = Heap::create(&name, 1 << 16).unwrap();
+        heap.publish("v", &Value::new_in(&heap, 7u64).unwrap())
+            .unwrap();
+        heap.publish(
+            "a",
+            &RawArray::from_slice_in(&heap, &[1u64, 2, 3, 4]).unwrap(),
+        )
+        .unwrap();
+        heap.publish("lock", &Lock::new_in(&heap).unwrap()).unwrap();
+        let early = Heap::open(&name).unwrap();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(format!("/dev/shm{name}"))
+            .unwrap();
+        let at = |entry: u64, field_at: usize| u64_at(&file, field(entry, field_at));
+        let e_lock = u64_at(&file, offset_of!(Header, directory) as u64);
+        let e_a = at(e_lock, offset_of!(EntryHeader, next));
+        let e_v = at(e_a, offset_of!(EntryHeader, next));
+        let three = Three {
+            e_v,
+            e_a,
+            e_lock,
+            o_v: at(e_v, offset_of!(EntryHeader, object)),
+            l_v: at(e_v, offset_of!(EntryHeader, lock)),
+            o_a: at(e_a, offset_of!(EntryHeader, object)),
+            l_b: at(e_lock, offset_of!(EntryHeader, lock)),
+        };
+        edit(&file, &three);
+        let lookup = match key {
+            "v" => early.lookup::<Value<u64>>(key).map(drop),
+            "a" => early.lookup::<RawArray<u64>>(key).map(drop),
+            _ => early.lookup::<Lock>(key).map(drop),
+        };
+        let open = Heap::open(&name);
+        Aliased { open, lookup }
+    }
+
+    fn set(f: &File, entry: u64, field_at: usize, value: u64) {
+        put(f, field(entry, field_at), &value.to_ne_bytes());
+    }
+
+    #[test]
+    fn the_three_entry_heap_is_laid_out_as_assumed() {
+        let r = aliased("v", |_, t| {
+            // Each allocation follows the one before; the value's lock comes first.
+            assert!(t.l_v < t.o_v && t.o_v < t.e_v && t.e_v < t.o_a && t.o_a < t.e_a);
+            assert!(t.e_a < t.l_b && t.l_b < t.e_lock);
+            assert_eq!(t.o_v - t.l_v, LOCK_SIZE as u64);
+        });
+        assert!(r.open.is_ok() && r.lookup.is_ok());
+    }
+
+    #[test]
+    fn objects_and_locks_that_alias_are_invalid() {
+        const OBJECT: usize = offset_of!(EntryHeader, object);
+        const LOCK: usize = offset_of!(EntryHeader, lock);
+        type Edit = fn(&File, &Three);
+        let cases: [(&str, &str, Edit); 12] = [
+            ("a value on its own lock", "v", |f, t| {
+                set(f, t.e_v, OBJECT, t.l_v)
+            }),
+            ("a value on another entry's lock", "v", |f, t| {
+                set(f, t.e_v, OBJECT, t.l_b)
+            }),
+            ("an array over a lock and a value", "a", |f, t| {
+                set(f, t.e_a, OBJECT, t.l_v)
+            }),
+            ("an array on another entry", "a", |f, t| {
+                set(f, t.e_a, OBJECT, t.e_lock)
+            }),
+            ("an array on its own entry", "a", |f, t| {
+                set(f, t.e_a, OBJECT, t.e_a)
+            }),
+            ("an array on the header", "a", |f, t| {
+                set(f, t.e_a, OBJECT, 64)
+            }),
+            ("a value inside an array", "v", |f, t| {
+                set(f, t.e_v, OBJECT, t.o_a + 8)
+            }),
+            ("a lock inside an array", "lock", |f, t| {
+                set(f, t.e_lock, LOCK, t.o_a)
+            }),
+            ("a lock on an entry", "lock", |f, t| {
+                set(f, t.e_lock, LOCK, t.e_v)
+            }),
+            ("a lock half over another", "lock", |f, t| {
+                set(f, t.e_lock, LOCK, t.l_v + 8)
+            }),
+            ("a value's lock on its own value", "v", |f, t| {
+                set(f, t.e_v, LOCK, t.o_v - 8)
+            }),
+            ("a value's lock inside an array", "v", |f, t| {
+                set(f, t.e_v, LOCK, t.o_a)
+            }),
+        ];
+        for (what, key, edit) in cases {
+            let r = aliased(key, edit);
+            assert!(matches!(r.open, Err(Error::InvalidHeap)), "open: {what}");
+            assert!(
+                matches!(r.lookup, Err(Error::InvalidHeap)),
+                "lookup: {what}"
+            );
+        }
+    }
+
+    #[test]
+    fn namespaces_unknown_or_different_refuse_locks() {
+        let heap = Heap::new(1 << 16).unwrap();
+        heap.publish("lock", &Lock::new_in(&heap).unwrap()).unwrap();
+        heap.publish("raw", &RawValue::new_in(&heap, 1u8).unwrap())
+            .unwrap();
+        let header = heap.header();
+        let (pid_ns, time_ns) = (
+            header.pid_namespace.load(Ordering::Relaxed),
+            header.time_namespace.load(Ordering::Relaxed),
+        );
+        assert_eq!(pid_ns, os::pid_namespace());
+        assert_eq!(time_ns, os::time_namespace());
+        assert_ne!(time_ns, os::UNKNOWN_NAMESPACE, "this test needs /proc");
+        let lookup = || heap.lookup::<Lock>("lock").map(drop);
+        assert!(lookup().is_ok());
+        for (field, recorded, err) in [
+            (&header.pid_namespace, 0, "ForeignPidNamespace"),
+            (&header.pid_namespace, pid_ns ^ 1, "ForeignPidNamespace"),
+            (&header.time_namespace, 0, "ForeignTimeNamespace"),
+            (&header.time_namespace, time_ns ^ 1, "ForeignTimeNamespace"),
+            (
+                &header.time_namespace,
+                os::NO_TIME_NAMESPACES,
+                "ForeignTimeNamespace",
+            ),
+        ] {
+            let was = field.swap(recorded, Ordering::Relaxed);
+            assert_eq!(format!("{:?}", lookup().unwrap_err()), err);
+            let publish = heap.publish("lock2", &Lock::new_in(&heap).unwrap());
+            assert_eq!(format!("{:?}", publish.unwrap_err()), err);
+            // Raw objects are not affected.
+            assert_eq!(heap.lookup::<RawValue<u8>>("raw").unwrap().get(), 1);
+            field.store(was, Ordering::Relaxed);
+        }
+        assert!(lookup().is_ok());
     }
 }
