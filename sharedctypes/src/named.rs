@@ -1749,8 +1749,8 @@ mod tests {
         let key_len = e(offset_of!(EntryHeader, key_len));
         let layout_len = e(offset_of!(EntryHeader, layout_len));
         assert!(invalid(|f, s| put(f, field(s.older, tag), b"XXXX")));
-        // (8: the first unused shape; 0x0104: an Event with a lock.)
-        for bad in [0u32, 0x0303, 8, 0x0104, 0x0300, 0x0400_0001] {
+        // (9: the first unused shape; 0x0104: an Event with a lock.)
+        for bad in [0u32, 0x0303, 9, 0x0104, 0x0300, 0x0400_0001] {
             assert!(
                 invalid(|f, s| put(f, field(s.older, kind), &bad.to_ne_bytes())),
                 "{bad:#x}"
@@ -1992,6 +1992,7 @@ mod tests {
             Shape::Semaphore,
             Shape::BoundedSemaphore,
             Shape::Barrier,
+            Shape::Condition,
         ] {
             let k = Kind::new(shape, LockKind::None);
             assert_eq!(Kind::from_bits(k.to_bits()), Some(k));
