@@ -1,53 +1,4 @@
 //! [`Condition`]: a process-shared condition variable with Python's semantics.
-//!
-//! # Design
-//!
-//! A condition is a small table of *waiter slots* in shared memory, found by offset in
-//! its heap like a lock:
-//!
-//! ```text
-//! high_water   : u32        slots ever used (a notify scans slots[..high_water])
-//! overflow     : u32        waiters that found every slot taken
-//! overflow_seq : u32        bumped by a notify that reaches them (their futex word)
-//! reserved     : u32
-//! slots        : [u64; 128] one per waiting thread:
-//!              0 = free; otherwise the waiter's owner bits (TID and start time,
-//!              as in a lock word: bits 0..=29 and 39..=63) plus
-//!              bit 30  NOTIFIED  set by a notify, once
-//!              bit 31  SLEEPING  the waiter may be in FUTEX_WAIT on the low half
-//! ```
-//!
-//! - **wait**: while still holding the lock, the waiter claims a free slot with a CAS
-//!   (`0 → owner bits`); then it releases the lock completely (an [`RLock`] at any
-//!   depth, the depth kept aside) and sleeps on its own slot until `NOTIFIED` is set or
-//!   its deadline passes. A waiter that times out frees its slot with a CAS from the
-//!   un-notified word; if that CAS fails, a notify got there first and the wait counts
-//!   as notified. Then it takes the lock again (a holder that died or panicked in the
-//!   meantime is reported as [`OwnerDied`]) and restores the depth.
-//! - **notify(n)**: scans the slots and sets `NOTIFIED` on up to `n` waiting ones by
-//!   CAS, waking each that sleeps. Only slots claimed before the scan are seen: a
-//!   notify wakes at most `n` of the waiters *already waiting*, never a later one, and a
-//!   waiter returns only when notified or timed out — no spurious wake-ups (Python's
-//!   semantics, stronger than std's `Condvar`).
-//! - **No lost wake-up**: a waiter claims its slot *before* releasing the lock, so a
-//!   notifier that changes the shared state under the lock (as it must) and then
-//!   notifies always finds it, even if the waiter has not gone to sleep yet: the
-//!   futex compare sees `NOTIFIED` and returns at once.
-//! - Slot claims and the notify scan are `SeqCst`, so a notify made *without* the lock,
-//!   after the waiter's slot claim, is not missed either.
-//!
-//! # Limits
-//!
-//! - Up to [`MAX_WAITERS`] threads wait on one condition with the exact semantics
-//!   above. When every slot is taken (slots of waiters that died are reclaimed first),
-//!   further waiters count themselves in `overflow` and sleep on `overflow_seq`, which a
-//!   notify that found fewer than `n` slot waiters bumps: then *every* overflow waiter
-//!   wakes, so beyond [`MAX_WAITERS`] waiters `notify(n)` may wake more than `n` (std's
-//!   `Condvar` semantics; [`Condition::wait_while`] copes either way).
-//! - A waiter killed while waiting may swallow one notification (as in Python): the
-//!   notify that picks its slot wakes nobody.
-//!
-//! [`RLock`]: super::RLock
 
 use std::fmt;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -175,9 +126,9 @@ impl ConditionGuard for RLockGuard<'_> {
 /// Python's semantics, not std's: a wait returns only when notified or timed out (no
 /// spurious wake-ups), and [`notify(n)`](Condition::notify) wakes at most `n` of the
 /// threads already waiting when it is called. Change the shared state under the lock,
-/// then notify: a waiter that checked the state under the lock cannot miss it. See the
-/// [module docs](self) for the design and its limits (a waiter killed while waiting
-/// may swallow one notification).
+/// then notify: a waiter that checked the state under the lock cannot miss it. See
+/// *Design* below, and its limits (a waiter killed while waiting may swallow one
+/// notification).
 ///
 /// ```
 /// use sharedctypes::{Condition, Process, Value};
@@ -200,6 +151,55 @@ impl ConditionGuard for RLockGuard<'_> {
 /// child.join()?;
 /// # Ok::<(), sharedctypes::Error>(())
 /// ```
+///
+/// # Design
+///
+/// A condition is a small table of *waiter slots* in shared memory, found by offset in
+/// its heap like a lock:
+///
+/// ```text
+/// high_water   : u32        slots ever used (a notify scans slots[..high_water])
+/// overflow     : u32        waiters that found every slot taken
+/// overflow_seq : u32        bumped by a notify that reaches them (their futex word)
+/// reserved     : u32
+/// slots        : [u64; 128] one per waiting thread:
+///              0 = free; otherwise the waiter's owner bits (TID and start time,
+///              as in a lock word: bits 0..=29 and 39..=63) plus
+///              bit 30  NOTIFIED  set by a notify, once
+///              bit 31  SLEEPING  the waiter may be in FUTEX_WAIT on the low half
+/// ```
+///
+/// - **wait**: while still holding the lock, the waiter claims a free slot with a CAS
+///   (`0 → owner bits`); then it releases the lock completely (an [`RLock`] at any
+///   depth, the depth kept aside) and sleeps on its own slot until `NOTIFIED` is set or
+///   its deadline passes. A waiter that times out frees its slot with a CAS from the
+///   un-notified word; if that CAS fails, a notify got there first and the wait counts
+///   as notified. Then it takes the lock again (a holder that died or panicked in the
+///   meantime is reported as [`OwnerDied`]) and restores the depth.
+/// - **notify(n)**: scans the slots and sets `NOTIFIED` on up to `n` waiting ones by
+///   CAS, waking each that sleeps. Only slots claimed before the scan are seen: a
+///   notify wakes at most `n` of the waiters *already waiting*, never a later one, and a
+///   waiter returns only when notified or timed out — no spurious wake-ups (Python's
+///   semantics, stronger than std's `Condvar`).
+/// - **No lost wake-up**: a waiter claims its slot *before* releasing the lock, so a
+///   notifier that changes the shared state under the lock (as it must) and then
+///   notifies always finds it, even if the waiter has not gone to sleep yet: the
+///   futex compare sees `NOTIFIED` and returns at once.
+/// - Slot claims and the notify scan are `SeqCst`, so a notify made *without* the lock,
+///   after the waiter's slot claim, is not missed either.
+///
+/// # Limits
+///
+/// - Up to [`MAX_WAITERS`] threads wait on one condition with the exact semantics
+///   above. When every slot is taken (slots of waiters that died are reclaimed first),
+///   further waiters count themselves in `overflow` and sleep on `overflow_seq`, which a
+///   notify that found fewer than `n` slot waiters bumps: then *every* overflow waiter
+///   wakes, so beyond [`MAX_WAITERS`] waiters `notify(n)` may wake more than `n` (std's
+///   `Condvar` semantics; [`Condition::wait_while`] copes either way).
+/// - A waiter killed while waiting may swallow one notification (as in Python): the
+///   notify that picks its slot wakes nobody.
+///
+/// [`RLock`]: crate::RLock
 #[derive(Clone)]
 pub struct Condition {
     handle: StateHandle<ConditionState>,
@@ -573,13 +573,12 @@ impl Condition {
                 },
                 None => None,
             };
-            if w & SLEEPING == 0 {
-                if slot
+            if w & SLEEPING == 0
+                && slot
                     .compare_exchange(w, w | SLEEPING, Ordering::SeqCst, Ordering::SeqCst)
                     .is_err()
-                {
-                    continue;
-                }
+            {
+                continue;
             }
             futex::wait_low(slot, (w | SLEEPING) as u32, timeout);
         }
