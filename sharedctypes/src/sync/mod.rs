@@ -1,6 +1,6 @@
 //! Process-shared locks that survive their holder's death: [`Lock`] and [`RLock`]; and
-//! the primitives processes wait on: [`Event`], [`Semaphore`], [`BoundedSemaphore`] and
-//! [`Barrier`] (each documents its own shared word in its module).
+//! the primitives processes wait on: [`Condition`], [`Event`], [`Semaphore`],
+//! [`BoundedSemaphore`] and [`Barrier`] (each documents its own shared words).
 //!
 //! # The lock word
 //!
