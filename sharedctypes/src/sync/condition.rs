@@ -497,7 +497,7 @@ impl Condition {
         };
         let depth = lock.unlock_for_wait(me);
         let notified = match slot {
-            Some(slot) => self.sleep(slot, deadline),
+            Some(slot) => self.sleep(slot, me.owner & OWNER_MASK, deadline),
             None => {
                 let notified = sleep_overflow(&state.overflow_seq, seq, deadline);
                 state.overflow.fetch_sub(1, Ordering::SeqCst);
@@ -547,12 +547,24 @@ impl Condition {
         }
     }
 
-    /// Sleeps on `slot` until notified (`true`) or the deadline (`false`); frees it.
-    fn sleep(&self, slot: &AtomicU64, deadline: Option<Instant>) -> bool {
+    /// Sleeps on `slot`, claimed with the owner bits `mine`, until notified (`true`) or
+    /// the deadline (`false`); frees it.
+    fn sleep(&self, slot: &AtomicU64, mine: u64, deadline: Option<Instant>) -> bool {
         // A notify that comes within a few microseconds costs no system call.
         spin_until(|| slot.load(Ordering::Acquire) & NOTIFIED != 0);
         loop {
             let w = slot.load(Ordering::SeqCst);
+            if w & OWNER_MASK != mine {
+                // The slot was taken from us while we slept: freed by a waiter that
+                // judged us dead (one in another PID namespace reads our TID as
+                // another thread's), or rewritten. Its NOTIFIED bit and the slot
+                // itself are its new owner's, and a wake-up we took may have been
+                // meant for that owner: pass it on. Whether a notify reached us first
+                // cannot be told, so return as notified (`wait_while` looks again),
+                // where sleeping on could be forever.
+                futex::wake_low(slot, u32::MAX);
+                return true;
+            }
             if w & NOTIFIED != 0 {
                 slot.store(0, Ordering::Release);
                 return true;
