@@ -197,7 +197,13 @@ impl ConditionGuard for RLockGuard<'_> {
 ///   wakes, so beyond [`MAX_WAITERS`] waiters `notify(n)` may wake more than `n` (std's
 ///   `Condvar` semantics; [`Condition::wait_while`] copes either way).
 /// - A waiter killed while waiting may swallow one notification (as in Python): the
-///   notify that picks its slot wakes nobody.
+///   notify that picks its slot wakes nobody. One killed while counted in `overflow`
+///   stays counted: every later notify that finds fewer than `n` slot waiters counts
+///   it as woken.
+/// - A waiter whose slot is taken from it while it sleeps — freed by a waiter that
+///   judged it dead (possible for a waiter in a child of another PID namespace, see
+///   the [module docs](crate::sync#namespaces)), or rewritten by another process — returns
+///   as if notified: the one spurious wake-up, where sleeping on could last forever.
 ///
 /// [`RLock`]: crate::RLock
 #[derive(Clone)]
@@ -520,12 +526,17 @@ impl Condition {
         let mine = me.owner & OWNER_MASK;
         for attempt in 0..2 {
             for (i, slot) in state.slots.iter().enumerate() {
-                if slot.load(Ordering::Relaxed) == 0
-                    && slot
-                        .compare_exchange(0, mine, Ordering::SeqCst, Ordering::Relaxed)
-                        .is_ok()
+                if slot.load(Ordering::Relaxed) != 0 {
+                    continue;
+                }
+                // Raise the scan limit *before* the claim: a notify whose first load
+                // follows the claim (in the SeqCst order) then sees both. Raised after,
+                // a notify in between would scan short of the claimed slot.
+                state.high_water.fetch_max(i as u32 + 1, Ordering::SeqCst);
+                if slot
+                    .compare_exchange(0, mine, Ordering::SeqCst, Ordering::Relaxed)
+                    .is_ok()
                 {
-                    state.high_water.fetch_max(i as u32 + 1, Ordering::SeqCst);
                     return Some(slot);
                 }
             }

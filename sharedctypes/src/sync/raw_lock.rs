@@ -448,6 +448,15 @@ impl LockHandle {
 #[cold]
 #[inline(never)]
 fn foreign_namespace(mine: u64, theirs: u64) -> ! {
+    if mine >> 32 == 0 {
+        panic!(
+            "sharedctypes: this process cannot read /proc/self/ns (a chroot without /proc, \
+             or /proc unmounted), so it cannot show that it shares the PID and time \
+             namespaces of the process that made this lock handle (ns {theirs:#x}); locks \
+             name their owners by thread id and start time, so the lock is refused: make \
+             /proc visible to this process"
+        )
+    }
     panic!(
         "sharedctypes: this process is in another PID or time namespace (ns {mine:#x}) than \
          the process that made this lock handle (ns {theirs:#x}): locks name their owners \
