@@ -185,11 +185,16 @@ fn a_stale_rlock_guard_does_not_release_the_lock_of_whoever_recovered_it() {
     // Another process rewrites the word: it now names a thread that does not exist.
     write_word(&name, at, owner_word(DEAD_TID, 12345) | BIT31);
     let child = recoverer(&v, &step, Duration::from_secs(20));
-    until("the child holds the lock again", Duration::from_secs(20), || {
-        step.get() == 1
-    });
+    until(
+        "the child holds the lock again",
+        Duration::from_secs(20),
+        || step.get() == 1,
+    );
     drop(stale); // not this thread's lock any more: must change nothing
-    let taken = matches!(v.get_lock().try_acquire(), Ok(_) | Err(TryLockError::OwnerDied(_)));
+    let taken = matches!(
+        v.get_lock().try_acquire(),
+        Ok(_) | Err(TryLockError::OwnerDied(_))
+    );
     step.set(2);
     let child = child.finished_ok_within(Duration::from_secs(20));
     assert!(
@@ -211,9 +216,11 @@ fn a_condition_wait_with_a_stale_rlock_guard_does_not_release_the_new_owner() {
     // The child holds the lock for up to 2 s unless told otherwise: without the bug, the
     // wait below takes the lock back only after that.
     let child = recoverer(&v, &step, Duration::from_secs(2));
-    until("the child holds the lock again", Duration::from_secs(20), || {
-        step.get() == 1
-    });
+    until(
+        "the child holds the lock again",
+        Duration::from_secs(20),
+        || step.get() == 1,
+    );
     let r = cond.wait_timeout(stale, Duration::from_millis(1));
     step.set(2);
     let outcome = child.finished_ok_within(Duration::from_secs(20));
@@ -237,7 +244,11 @@ fn a_stale_lock_guard_was_already_safe() {
     let stale = v.lock().unwrap();
     let mut f = [0u8; 8];
     shm(&name).read_exact_at(&mut f, lock_at).unwrap();
-    assert_ne!(u64::from_ne_bytes(f) & 0x3fff_ffff, 0, "found the held lock word");
+    assert_ne!(
+        u64::from_ne_bytes(f) & 0x3fff_ffff,
+        0,
+        "found the held lock word"
+    );
     write_word(&name, lock_at, owner_word(DEAD_TID, 12345) | BIT31);
     let child = {
         let (v, step) = (v.clone(), step.clone());
@@ -251,9 +262,11 @@ fn a_stale_lock_guard_was_already_safe() {
             }
         })
     };
-    until("the child holds the lock again", Duration::from_secs(20), || {
-        step.get() == 1
-    });
+    until(
+        "the child holds the lock again",
+        Duration::from_secs(20),
+        || step.get() == 1,
+    );
     drop(stale);
     let taken = v.get_lock().try_acquire().is_ok();
     step.set(2);
@@ -289,10 +302,14 @@ fn a_waiter_whose_slot_was_taken_does_not_steal_the_next_owners_notification() {
     let a = waiter(&lock, &cond);
     let a_slot = slot_of(&a);
     let mut at = None;
-    until("the first waiter sleeps on its slot", Duration::from_secs(20), || {
-        at = find_word(&name, a_slot);
-        at.is_some() && in_futex_wait(a.pid())
-    });
+    until(
+        "the first waiter sleeps on its slot",
+        Duration::from_secs(20),
+        || {
+            at = find_word(&name, a_slot);
+            at.is_some() && in_futex_wait(a.pid())
+        },
+    );
     let at = at.unwrap();
     // Its slot is freed under it (as `reclaim_dead` does for a waiter it judges dead).
     write_word(&name, at, 0);
