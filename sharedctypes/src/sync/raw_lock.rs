@@ -182,10 +182,17 @@ impl RawLock {
 
     /// Releases the lock completely for a condition wait, whatever the RLock depth;
     /// returns the depth to restore with [`relock_after_wait`](Self::relock_after_wait).
+    ///
+    /// A lock that is no longer `me`'s (taken over by a waiter that found its word
+    /// naming a dead thread: the word was rewritten) is left alone, word and depth: they
+    /// are the new owner's. The wait then takes it back at depth 1.
     pub(crate) fn unlock_for_wait(&self, me: Me) -> u32 {
+        let held = self.word.load(Ordering::Relaxed);
+        if held & OWNER_MASK != me.owner {
+            return 1;
+        }
         let depth = self.count.load(Ordering::Relaxed);
         self.count.store(0, Ordering::Relaxed);
-        let held = self.word.load(Ordering::Relaxed);
         self.unlock(me, held, false);
         depth
     }
@@ -441,6 +448,15 @@ impl LockHandle {
 #[cold]
 #[inline(never)]
 fn foreign_namespace(mine: u64, theirs: u64) -> ! {
+    if mine >> 32 == 0 {
+        panic!(
+            "sharedctypes: this process cannot read /proc/self/ns (a chroot without /proc, \
+             or /proc unmounted), so it cannot show that it shares the PID and time \
+             namespaces of the process that made this lock handle (ns {theirs:#x}); locks \
+             name their owners by thread id and start time, so the lock is refused: make \
+             /proc visible to this process"
+        )
+    }
     panic!(
         "sharedctypes: this process is in another PID or time namespace (ns {mine:#x}) than \
          the process that made this lock handle (ns {theirs:#x}): locks name their owners \

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::error::Result;
 use crate::heap::{try_default_heap, Heap};
 
-use super::raw_lock::{Acquired, LockHandle, RawLock};
+use super::raw_lock::{Acquired, LockHandle, RawLock, OWNER_MASK};
 use super::thread_id::{self, Me};
 use super::{LockResult, OwnerDied, TryLockError, TryLockResult};
 
@@ -222,6 +222,14 @@ impl Drop for RLockGuard<'_> {
         if thread_id::me().owner != self.me.owner {
             return;
         }
+        // Nor is a lock taken from this thread (recovered by a waiter that found its
+        // word naming a dead thread: the word was rewritten): its word and its depth
+        // are the new owner's. The release below expects the word it loads here, so
+        // without this check it would free the new owner's hold.
+        let held = self.state.word.load(Ordering::Relaxed);
+        if held & OWNER_MASK != self.me.owner {
+            return;
+        }
         let panicking = std::thread::panicking();
         let depth = self.state.count.load(Ordering::Relaxed);
         if depth > 1 {
@@ -232,7 +240,6 @@ impl Drop for RLockGuard<'_> {
             self.state.count.store(depth - 1, Ordering::Relaxed);
         } else {
             self.state.count.store(0, Ordering::Relaxed);
-            let held = self.state.word.load(Ordering::Relaxed);
             self.state.unlock(self.me, held, panicking);
         }
     }
