@@ -88,9 +88,12 @@
 //! namespaces read as unknown (0) everywhere and are not compared; the waiter then
 //! falls back to `kill(tid, 0)`, which recovers owners that are gone but waits on
 //! zombies until they are reaped. A process that *loses* `/proc` after the handle was
-//! made (a `chroot` without it, `/proc` unmounted) reads 0 against the handle's
-//! recorded namespaces and panics as a foreign one, although it shares them: a thread
-//! that used a lock before keeps working, but its new threads and children do not.
+//! made (a `chroot` without it, `/proc` unmounted: the privilege-separated daemon)
+//! reads its namespaces as unknown, and an unknown namespace is not held against it:
+//! it keeps using its locks, protected by what remains (its new threads record their
+//! start time as unknown, and are waited on rather than taken over). The namespace
+//! check therefore catches a child forked after `unshare` only where it can still
+//! read `/proc`; named heaps fail closed instead.
 //!
 //! A [`Condition`] records no namespaces: its waiter slots name TIDs too, so a waiter
 //! in a child of another PID namespace (waiting with a lock made in that child) may be
@@ -119,7 +122,8 @@
 //!
 //! [`Lock::acquire`] panics when the calling thread already holds the lock (it would
 //! otherwise wait forever); every acquiring call panics in a process whose PID or time
-//! namespace differs from the one the lock's handle was made in (see above). An
+//! namespace differs from the one the lock's handle was made in, as far as both can
+//! read `/proc` (see above). An
 //! [`RLock`] taken `u32::MAX` times over by one thread (guards forgotten) panics rather
 //! than wrap its depth. A [`Condition`] wait panics when handed a guard that belongs
 //! to another thread (one copied into a child by a raw `fork`). A
