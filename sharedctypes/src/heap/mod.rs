@@ -36,13 +36,14 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use memmap2::MmapRaw;
 
 use crate::error::{Error, Result};
 use crate::os::{self, FileId};
 
+use self::directory::Checked;
 use self::named::NamedState;
 
 mod alloc;
@@ -50,6 +51,8 @@ mod default;
 pub(crate) mod directory;
 mod named;
 pub(crate) mod publish;
+#[cfg(test)]
+mod test_util;
 
 pub(crate) use self::default::try_default_heap;
 pub use self::default::{default_heap, DEFAULT_HEAP_SIZE, HEAP_SIZE_ENV};
@@ -60,8 +63,9 @@ const COPY_THROUGH_FILE_MIN: usize = 256 << 10;
 
 /// `b"SHCTYPES"`: the first bytes of every heap.
 pub(crate) const MAGIC: [u8; 8] = *b"SHCTYPES";
-/// Bumped whenever the header or directory format changes (2: `time_namespace`).
-pub(crate) const VERSION: u32 = 2;
+/// Bumped whenever the header or directory format changes (2: `time_namespace`; 3: the
+/// directory is a hash table, `published`).
+pub(crate) const VERSION: u32 = 3;
 /// Bytes reserved for the header; objects start here.
 pub(crate) const HEADER_SIZE: usize = 128;
 
@@ -88,7 +92,8 @@ pub(crate) struct Header {
     /// Named heaps: the creating process's id (0 for anonymous heaps), so that stale
     /// heaps can be told from live ones.
     pub creator_pid: AtomicU32,
-    /// Offset of the newest directory entry, 0 when empty (see `named`).
+    /// Offset of the directory's current table, 0 before the first publish (see
+    /// `directory`).
     pub directory: AtomicU64,
     /// The creator's PID namespace (inode of `/proc/self/ns/pid`), 0 if unknown. Locks
     /// name their owners by thread id, which means nothing in another PID namespace, so
@@ -99,6 +104,8 @@ pub(crate) struct Header {
     /// owners are told from strangers that reuse their thread id by their start time,
     /// which a time namespace shifts, so locks are not handed out there either.
     pub time_namespace: AtomicU64,
+    /// Publications so far: numbers directory entries, for `keys`, newest first.
+    pub published: AtomicU64,
 }
 
 static_assertions::const_assert!(std::mem::size_of::<Header>() <= HEADER_SIZE);
@@ -152,6 +159,8 @@ pub(crate) struct HeapInner {
     /// The heap's file, when known: large fresh copies are written through it (see
     /// [`Heap::copy_to_fresh`]).
     file: Option<File>,
+    /// What this process has checked of the directory (see `directory`).
+    pub(crate) checked: Mutex<Checked>,
 }
 
 // SAFETY: `HeapInner` owns its mapping (`_map`, itself `Send + Sync`); `base` is just
@@ -202,7 +211,9 @@ impl Heap {
         let creator_pid = named.as_ref().map_or(0, NamedState::creator_pid);
         // A descriptor of our own for `copy_to_fresh`; without one, copies go through the
         // mapping (slower for large ones, otherwise the same).
-        let heap = Heap::from_map_with_file(map, id, named, file.try_clone().ok())?;
+        // The directory starts empty: nothing in it to check.
+        let checked = Checked::empty();
+        let heap = Heap::from_map_with_file(map, id, named, file.try_clone().ok(), checked)?;
         let header = Header {
             magic: MAGIC.map(AtomicU8::new),
             version: AtomicU32::new(VERSION),
@@ -215,6 +226,7 @@ impl Heap {
             directory: AtomicU64::new(0),
             pid_namespace: AtomicU64::new(os::pid_namespace()),
             time_namespace: AtomicU64::new(os::time_namespace()),
+            published: AtomicU64::new(0),
         };
         // SAFETY: the mapping is at least HEADER_SIZE bytes and page-aligned, so valid and
         // aligned for a `Header`, and no reference to it exists yet in this process. The
@@ -226,8 +238,10 @@ impl Heap {
         Ok(heap)
     }
 
+    /// A heap mapped from an existing segment; its directory is checked before first
+    /// use (`Heap::open` does it at once).
     pub(crate) fn from_map(map: MmapRaw, id: FileId, named: Option<NamedState>) -> Result<Heap> {
-        Heap::from_map_with_file(map, id, named, None)
+        Heap::from_map_with_file(map, id, named, None, Checked::unchecked())
     }
 
     fn from_map_with_file(
@@ -235,6 +249,7 @@ impl Heap {
         id: FileId,
         named: Option<NamedState>,
         file: Option<File>,
+        checked: Checked,
     ) -> Result<Heap> {
         let len = map.len();
         // The kernel never picks address 0 for a mapping it places itself; an error
@@ -249,6 +264,7 @@ impl Heap {
                 len,
                 id,
                 file,
+                checked: Mutex::new(checked),
             }),
         })
     }

@@ -341,3 +341,100 @@ fn read_u64(h: &[u8; HEADER_SIZE], at: usize) -> u64 {
     b.copy_from_slice(&h[at..at + 8]);
     u64::from_ne_bytes(b)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::fs::File;
+    use std::mem::offset_of;
+
+    use super::*;
+    use crate::heap::test_util::{open_damaged, put, unique};
+    use crate::{Lock, Value};
+
+    /// Fills a heap with two entries; returns its file's length.
+    fn two_entries(heap: &Heap, f: &File) -> u64 {
+        heap.publish("v", &Value::new_in(heap, 7u64).unwrap())
+            .unwrap();
+        heap.publish("lock", &Lock::new_in(heap).unwrap()).unwrap();
+        f.metadata().unwrap().len()
+    }
+
+    fn invalid(edit: impl FnOnce(&File, &u64)) -> bool {
+        matches!(open_damaged(two_entries, edit), Err(Error::InvalidHeap))
+    }
+
+    #[test]
+    fn a_damaged_header_is_invalid() {
+        let at = |o: usize| o as u64;
+        assert!(invalid(|f, _| put(f, 0, b"NOTAHEAP")));
+        assert!(invalid(|f, _| put(
+            f,
+            at(offset_of!(Header, version)),
+            &99u32.to_ne_bytes()
+        )));
+        assert!(invalid(|f, _| put(
+            f,
+            at(offset_of!(Header, header_size)),
+            &64u32.to_ne_bytes()
+        )));
+        assert!(invalid(|f, total| put(
+            f,
+            at(offset_of!(Header, total_len)),
+            &(*total * 2).to_ne_bytes()
+        )));
+        assert!(invalid(|f, _| put(
+            f,
+            at(offset_of!(Header, cursor)),
+            &8u64.to_ne_bytes()
+        )));
+        assert!(invalid(|f, total| put(
+            f,
+            at(offset_of!(Header, cursor)),
+            &(*total + 1).to_ne_bytes()
+        )));
+        assert!(invalid(|f, _| put(
+            f,
+            at(offset_of!(Header, state)),
+            &7u32.to_ne_bytes()
+        )));
+    }
+
+    #[test]
+    fn a_wrong_size_is_invalid() {
+        assert!(invalid(|f, total| f.set_len(*total - 4096).unwrap()));
+        assert!(invalid(|f, total| f.set_len(*total + 4096).unwrap()));
+        assert!(invalid(|f, _| f.set_len(64).unwrap()));
+        assert!(invalid(|f, _| f.set_len(HEADER_SIZE as u64 - 1).unwrap()));
+    }
+
+    #[test]
+    fn a_heap_being_created_is_not_found() {
+        let not_found = |edit: fn(&File, &u64)| {
+            matches!(open_damaged(two_entries, edit), Err(Error::NotFound { .. }))
+        };
+        assert!(not_found(|f, _| f.set_len(0).unwrap()));
+        // Header not written yet, or half written.
+        assert!(not_found(|f, _| put(f, 0, &[0; HEADER_SIZE])));
+        assert!(not_found(|f, _| {
+            put(f, 0, &[0; HEADER_SIZE]);
+            put(f, 0, b"SHCT");
+        }));
+        assert!(not_found(|f, _| put(
+            f,
+            offset_of!(Header, state) as u64,
+            &0u32.to_ne_bytes()
+        )));
+    }
+
+    #[test]
+    fn the_creator_pid_is_recorded() {
+        let name = unique();
+        let heap = Heap::create(&name, 4096).unwrap();
+        assert_eq!(
+            Heap::open(&name).unwrap().creator_pid(),
+            Some(std::process::id())
+        );
+        assert_eq!(Heap::new(4096).unwrap().creator_pid(), None);
+        drop(heap);
+    }
+}

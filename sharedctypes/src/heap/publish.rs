@@ -387,3 +387,40 @@ publish_state!(
         "slots": [u64; crate::sync::MAX_WAITERS] => 16
     ])
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_round_trip() {
+        for shape in [Shape::Value, Shape::Array, Shape::Lock] {
+            for lock in [LockKind::None, LockKind::Lock, LockKind::RLock] {
+                let k = Kind::new(shape, lock);
+                let back = Kind::from_bits(k.to_bits());
+                if shape == Shape::Lock && lock == LockKind::None {
+                    assert_eq!(back, None);
+                } else {
+                    assert_eq!(back, Some(k));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn coordination_kinds_round_trip_and_carry_no_lock() {
+        for shape in [
+            Shape::Event,
+            Shape::Semaphore,
+            Shape::BoundedSemaphore,
+            Shape::Barrier,
+            Shape::Condition,
+        ] {
+            let k = Kind::new(shape, LockKind::None);
+            assert_eq!(Kind::from_bits(k.to_bits()), Some(k));
+            for lock in [LockKind::Lock, LockKind::RLock] {
+                assert_eq!(Kind::from_bits(Kind::new(shape, lock).to_bits()), None);
+            }
+        }
+    }
+}
