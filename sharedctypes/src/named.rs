@@ -24,10 +24,10 @@
 //!
 //! # Lifecycle
 //!
-//! - [`Heap::create`](crate::Heap::create) makes the name (`O_CREAT | O_EXCL`, mode `0600`) and reserves the
+//! - [`Heap::create`] makes the name (`O_CREAT | O_EXCL`, mode `0600`) and reserves the
 //!   whole capacity in `/dev/shm` at once, so a full `/dev/shm` is
-//!   [`Error::OutOfMemory`](crate::Error::OutOfMemory) there and then, never a `SIGBUS` later. Unlike an anonymous
-//!   [`Heap::new`](crate::Heap::new), a named heap's memory is therefore committed from the start.
+//!   [`Error::OutOfMemory`] there and then, never a `SIGBUS` later. Unlike an anonymous
+//!   [`Heap::new`], a named heap's memory is therefore committed from the start.
 //! - **The creating process owns the name.** When it drops the last handle derived from
 //!   that `create` — the `Heap` and its clones, and every object or lock allocated in it
 //!   or looked up through it (each holds the heap) — the name is removed, provided it
@@ -38,7 +38,7 @@
 //! - Removing the name does not disturb processes that have the heap open: the memory
 //!   stays until the last of them unmaps it; only new `open`s fail.
 //! - [`persist`](crate::Heap::persist) keeps the name after the creator is gone, until
-//!   [`Heap::unlink`](crate::Heap::unlink) or a reboot.
+//!   [`Heap::unlink`] or a reboot.
 //! - Destructors that never run remove nothing: the name also stays (see below) when a
 //!   handle lives in a `static` or a `OnceLock`, is leaked (`std::mem::forget`,
 //!   `Box::leak`, a reference cycle), or is held by a thread still running when `main`
@@ -52,26 +52,39 @@
 //! was leaked, or belongs to a thread still running at the end of `main` — leaves the
 //! name behind: a *stale* heap,
 //! holding its memory in `/dev/shm` until removed. A later `create` of that name is
-//! [`Error::AlreadyExists`](crate::Error::AlreadyExists). [`Heap::creator_pid`](crate::Heap::creator_pid) tells whose it was; the `heaps`
+//! [`Error::AlreadyExists`]. [`Heap::creator_pid`] tells whose it was; the `heaps`
 //! example (`cargo run --example heaps`, `-- --remove` to clean up) lists the
 //! sharedctypes heaps in `/dev/shm` and removes stale ones. A creator that dies in the
 //! middle of `create` may leave an empty segment, which `open` reports as
-//! [`Error::NotFound`](crate::Error::NotFound) (still being created) and `Heap::unlink` removes.
+//! [`Error::NotFound`] (still being created) and `Heap::unlink` removes.
 //!
 //! # What is checked, and what cannot be
 //!
-//! A segment's contents come from other processes. [`Heap::open`](crate::Heap::open) checks that the name is
+//! A segment's contents come from other processes. [`Heap::open`] checks that the name is
 //! a regular file (anyone may put a FIFO or a directory in `/dev/shm`; names are opened
 //! with `O_NONBLOCK`, so a FIFO never blocks), then the header (magic, format version,
 //! header size, the file's real size against the recorded one, the allocation cursor) and
-//! that the file has all its blocks (no holes, see below) *before* mapping, and then every
-//! directory entry (bounds, alignment, kind, stored layout) and that the memory the
-//! entries name does not alias: no object or lock overlaps the header, a directory
-//! entry, a lock or another object (one object or lock may be named whole by several
-//! entries). [`lookup`](crate::Heap::lookup) checks the entry it uses again, and the aliasing
-//! of the whole directory. A foreign, truncated, sparse or corrupted segment is an
-//! [`Error::InvalidHeap`](crate::Error::InvalidHeap), never a crash, a hang or an out-of-bounds access. The *values*
-//! in objects need no check: every bit pattern of a [`SharedType`](crate::SharedType) is valid.
+//! that the file has all its blocks (no holes, see below) *before* mapping, and then the
+//! directory: its table (bounds, alignment, size, every slot), every entry (bounds,
+//! alignment, kind, stored layout) and that the memory the entries name does not alias:
+//! no object or lock overlaps the header, the table, a directory entry, a lock or
+//! another object (one object or lock may be named whole by several entries). A
+//! foreign, truncated, sparse or corrupted segment is an
+//! [`Error::InvalidHeap`], never a crash, a hang or an out-of-bounds access. The *values*
+//! in objects need no check: every bit pattern of a [`SharedType`] is valid.
+//!
+//! [`lookup`](crate::Heap::lookup) reads one or two table slots and one entry, and checks
+//! them again — bounds and alignment every time, so a handle never reaches outside the
+//! heap whatever was written since. It does not check the aliasing of the whole
+//! directory again, which would make every lookup cost time proportional to the
+//! directory: each `Heap` handle (shared by its clones, in this process) remembers what
+//! it has checked — every entry when it was opened, and since then every entry this
+//! process published or looked up through it — and checks an entry against that, the
+//! first time it uses it and whenever the entry's bytes changed since. Entries that
+//! other processes published after the heap was opened, and that this handle never
+//! looked up, are not among them: they are checked against the others when they are
+//! looked up. This costs about 220 bytes of this process's memory per entry it knows,
+//! for each `Heap::open` (and `Heap::create`) of the heap.
 //!
 //! Aliasing is checked only against what the directory names: an entry pointed at a
 //! lock or object that was never published (a `Value`'s lock kept private, say) cannot
@@ -87,7 +100,7 @@
 //!
 //! # Locks, PID namespaces and time namespaces
 //!
-//! A [`Lock`](crate::Lock) names its owner by kernel thread id and checks a waiting
+//! A [`Lock`] names its owner by kernel thread id and checks a waiting
 //! owner's liveness by that id, which means nothing in another PID namespace (two
 //! containers sharing `/dev/shm` but not their processes, say). It tells a live owner
 //! from a stranger that got the same id later by the thread's start time, which a time
@@ -95,45 +108,60 @@
 //! another time namespace would take a live owner for a stranger and take the lock over.
 //! The heap records its creator's PID and time namespaces, and [`publish`](crate::Heap::publish)
 //! and [`lookup`](crate::Heap::lookup) of anything holding a lock (`Lock`, `RLock`, `Value`,
-//! `Array`) from another namespace are [`Error::ForeignPidNamespace`](crate::Error::ForeignPidNamespace) or
-//! [`Error::ForeignTimeNamespace`](crate::Error::ForeignTimeNamespace). The check fails closed: a namespace that cannot be
+//! `Array`) from another namespace are [`Error::ForeignPidNamespace`] or
+//! [`Error::ForeignTimeNamespace`]. The check fails closed: a namespace that cannot be
 //! read (no `/proc`), on either side, counts as another one. Raw objects and the
 //! coordination objects (`Event`, `Semaphore`, `BoundedSemaphore`, `Barrier`,
 //! `Condition`, which name no owner) are shared across namespaces freely.
 //!
 //! # The directory
 //!
-//! [`publish`](crate::Heap::publish) records a handle under a key; [`lookup`](crate::Heap::lookup)
-//! gives it back, in any process, as a working handle. Each entry is allocated from the
-//! heap itself and refers to everything by offset, never by address:
+//! [`publish`](crate::Heap::publish) records a handle under a key;
+//! [`lookup`](crate::Heap::lookup) gives it back, in any process, as a working handle;
+//! [`unpublish`](crate::Heap::unpublish) removes the key, which may then be published
+//! again. The directory lives in the heap itself and refers to everything by offset,
+//! never by address: one entry per publication (the key, the handle's kind, the offsets
+//! of its object and lock, its element type's layout), and a hash table of entry
+//! offsets that the header's `directory` word names.
 //!
-//! ```text
-//! EntryHeader (48 bytes, 8-aligned), then the key's bytes, then the encoded layout
-//!   tag: u32         "SCDE"
-//!   kind: u32        shape (1 value, 2 array, 3 bare lock, 4 Event, 5 Semaphore,
-//!                    6 BoundedSemaphore, 7 Barrier, 8 Condition)
-//!                    | lock (0 none, 1 Lock, 2 RLock) << 8
-//!   next: u64        offset of the next older entry, 0 at the end
-//!   object: u64      offset of the value or array (0 for a bare lock)
-//!   len: u64         elements (1 for a value, 0 for a bare lock)
-//!   lock: u64        offset of the lock (0 when there is none)
-//!   key_len: u32     1..=255
-//!   layout_len: u32  bytes of the element type's encoded `TypeLayout` (0 for a bare lock)
-//! ```
+//! Nothing is locked: a publisher writes its entry completely, then claims an empty slot
+//! of the table with a compare-and-swap, so of concurrent publishes of one key exactly
+//! one succeeds and the others get [`Error::AlreadyExists`]; unpublishing marks the slot
+//! deleted, also with a compare-and-swap. A table about to pass three quarters full is
+//! replaced by a larger one (or one of the same size, when most of its slots were
+//! unpublished), into which every process that publishes or unpublishes helps copy the
+//! entries; lookups read the old table until the copy is complete. A process killed at
+//! any instant, in any of this, leaves the directory consistent: at worst its entry, or
+//! a table it was making, stays allocated where nothing reaches it. Lookups, publishes
+//! and unpublishes take constant time (a copy is paid for by the publishes that filled
+//! the table), from any process and any PID namespace.
 //!
-//! The header's `directory` word holds the newest entry; entries form a list, newest
-//! first. `publish` writes its entry completely, then links it with a compare-and-swap
-//! (`Release`) on `directory`, re-scanning the entries that appeared meanwhile for its
-//! key: of two concurrent publishes of one key exactly one links its entry, and the other
-//! gets [`Error::AlreadyExists`](crate::Error::AlreadyExists) (its unlinked entry stays allocated, since a heap never
-//! frees). Nothing is locked, so a publisher that dies half-way leaves nothing behind but
-//! unreachable bytes. Readers load `directory` with `Acquire` and see complete entries.
-//! A walk refuses an entry out of bounds or misaligned, detects a cycle (Brent's
-//! algorithm), and keeps a byte budget: live entries are disjoint allocations, so the
-//! bytes they claim (fixed part, key and layout) add up to at most the allocated bytes;
-//! more, from entries that overlap, ends the walk. So even a maliciously linked
-//! directory ends in [`Error::InvalidHeap`](crate::Error::InvalidHeap), after work proportional to the heap's
-//! allocated size.
+//! **Until the heap can give memory back, the directory only grows**: an unpublished
+//! entry, and its object, stay allocated (handles looked up before keep working), and
+//! so do tables that were replaced (together at most the size of the current one) and
+//! the entries of publishes that lost a race. Publishing and unpublishing a key over
+//! and over costs the heap about 100 bytes each time (a short key, a primitive type),
+//! the object aside.
+//!
+//! Everything read from the directory is checked before use (see
+//! [what is checked](#what-is-checked-and-what-cannot-be)), every loop over it is
+//! bounded by its size, and the bytes all entries claim must fit in the heap's
+//! allocated part, so even a maliciously written directory ends in
+//! [`Error::InvalidHeap`] after work proportional to the heap's allocated size.
+//!
+//! [`Heap::create`]: crate::Heap::create
+//! [`Heap::creator_pid`]: crate::Heap::creator_pid
+//! [`Heap::new`]: crate::Heap::new
+//! [`Heap::open`]: crate::Heap::open
+//! [`Heap::unlink`]: crate::Heap::unlink
+//! [`Error::AlreadyExists`]: crate::Error::AlreadyExists
+//! [`Error::ForeignPidNamespace`]: crate::Error::ForeignPidNamespace
+//! [`Error::ForeignTimeNamespace`]: crate::Error::ForeignTimeNamespace
+//! [`Error::InvalidHeap`]: crate::Error::InvalidHeap
+//! [`Error::NotFound`]: crate::Error::NotFound
+//! [`Error::OutOfMemory`]: crate::Error::OutOfMemory
+//! [`Lock`]: crate::Lock
+//! [`SharedType`]: crate::SharedType
 
 pub use crate::heap::directory::MAX_KEY_LEN;
 pub use crate::heap::publish::Publish;

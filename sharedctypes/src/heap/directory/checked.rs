@@ -23,13 +23,14 @@
 //! everything else this handle has seen, not against those; they are checked against
 //! it when looked up.
 //!
-//! The index costs about 250 bytes of this process's memory per entry it knows. It is
+//! The index costs about 220 bytes of this process's memory per entry it knows. It is
 //! behind a mutex that lookups only *try* to take: a forked child may inherit it
 //! locked (held by a thread of the parent at the fork, which the child does not have),
 //! and a lookup that cannot take it checks against an index it builds for itself, from
 //! the whole directory: O(n), but never a deadlock.
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use super::entry::{to_usize, Entry, ENTRY_SIZE};
@@ -105,14 +106,6 @@ impl Region {
         })
     }
 
-    fn entry(e: &Entry) -> Region {
-        Region {
-            start: e.at,
-            end: e.end(),
-            holds: Holds::Entry,
-        }
-    }
-
     fn table(t: &Table<'_>) -> Region {
         Region {
             start: t.at,
@@ -171,28 +164,84 @@ impl Regions {
     }
 }
 
-/// The handle type a lookup matched an entry with: its kind bits, and the address of
-/// its element type's `TypeLayout` (a `static`: the same address, the same layout;
-/// 0 for a bare lock).
+/// The handle type a lookup matched an entry with, as recorded: the address of its
+/// element type's `TypeLayout` (a `static`: the same address, the same layout), or
+/// [`Matched::BARE_LOCK`]. Its kind is not recorded: it is the entry's, which a
+/// lookup compares with its handle type's (see [`Checked::knows`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct Matched {
-    pub kind: u32,
-    pub layout: usize,
+pub(super) struct Matched(pub usize);
+
+impl Matched {
+    /// No handle type yet.
+    const NONE: Matched = Matched(0);
+    /// A bare lock, which has no layout (no `static` is at address 1).
+    pub const BARE_LOCK: Matched = Matched(1);
 }
 
 /// An element's size and alignment.
 type ElemSize = (usize, usize);
 
-/// An entry this handle has checked.
+/// [`Known::object_size`] of an entry without an object (a bare lock).
+const NO_OBJECT: usize = usize::MAX;
+
+/// An entry this handle has checked, as it was then: 56 bytes, so that with its offset
+/// (the map's key) a lookup reads one cache line of it. Its regions in the index are
+/// computed from it ([`Known::regions`]), the same way each time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Known {
-    /// The entry as it was when checked.
-    entry: Entry,
-    /// Its stored layout's bytes then (shared between entries with the same layout).
-    layout: Arc<[u8]>,
-    /// Its own bytes, its object and its lock, as in the index.
-    regions: [Option<Region>; 3],
-    /// The handle type a lookup found it matches, if any.
-    matched: Option<Matched>,
+    object: u64,
+    len: u64,
+    lock: u64,
+    kind: u32,
+    key_len: u32,
+    layout_len: u32,
+    /// Its stored layout's bytes: `Checked::layouts[layout]`.
+    layout: u32,
+    /// The element size its object's region was computed with, [`NO_OBJECT`] if none.
+    object_size: usize,
+    /// The handle type a lookup found it matches.
+    matched: Matched,
+}
+
+impl Known {
+    fn new(e: &Entry, layout: u32, object_size: usize, matched: Matched) -> Known {
+        Known {
+            object: e.object,
+            len: e.len,
+            lock: e.lock,
+            kind: e.kind,
+            key_len: e.key_len as u32,
+            layout_len: e.layout_len as u32,
+            layout,
+            object_size,
+            matched,
+        }
+    }
+
+    /// Whether `e` (at the same offset) has every field this was made from.
+    fn is(&self, e: &Entry) -> bool {
+        (self.object, self.len, self.lock, self.kind) == (e.object, e.len, e.lock, e.kind)
+            && (self.key_len as usize, self.layout_len as usize) == (e.key_len, e.layout_len)
+    }
+
+    /// The entry's own bytes, its object (by `object_size`) and its lock.
+    fn regions(&self, at: usize) -> Result<[Option<Region>; 3]> {
+        let entry = Region {
+            start: at,
+            end: at + ENTRY_SIZE + self.key_len as usize + self.layout_len as usize,
+            holds: Holds::Entry,
+        };
+        let object = match self.object_size {
+            NO_OBJECT => None,
+            size => Region::object(to_usize(self.object)?, to_usize(self.len)?, size)?,
+        };
+        let kind = Kind::from_bits(self.kind).ok_or(Error::InvalidHeap)?;
+        let lock = match kind.lock {
+            LockKind::None => None,
+            _ => Some(Region::lock(to_usize(self.lock)?)?),
+        };
+        Ok([Some(entry), object, lock])
+    }
 }
 
 /// What one [`Heap`] handle (and its clones) in this process has checked of the
@@ -203,9 +252,11 @@ pub(crate) struct Checked {
     regions: Regions,
     /// The table whose region is in `regions`.
     table: Option<Region>,
-    entries: HashMap<usize, Known>,
-    /// Distinct stored layouts, with the size and alignment their root records.
-    layouts: HashMap<Arc<[u8]>, (usize, usize)>,
+    entries: HashMap<usize, Known, OffsetHash>,
+    /// Distinct stored layouts (each decoded once), by [`Known::layout`] …
+    layouts: Vec<Arc<[u8]>>,
+    /// … and by their bytes, with the size and alignment their root records.
+    layout_ids: HashMap<Arc<[u8]>, (u32, ElemSize)>,
 }
 
 impl Checked {
@@ -223,8 +274,9 @@ impl Checked {
             valid: false,
             regions: Regions::default(),
             table: None,
-            entries: HashMap::new(),
-            layouts: HashMap::new(),
+            entries: HashMap::with_hasher(OffsetHash::new()),
+            layouts: Vec::new(),
+            layout_ids: HashMap::new(),
         }
     }
 
@@ -262,21 +314,14 @@ impl Checked {
                 return Err(Error::InvalidHeap);
             }
             let (layout, root) = self.stored_layout(heap, &e)?;
-            let regions = entry_regions(heap, &e, root)?;
-            if !self.regions.insert_all(&regions) {
+            check_entry(heap, &e, root)?;
+            let object_size = root.map_or(NO_OBJECT, |(size, _)| size);
+            let known = Known::new(&e, layout, object_size, Matched::NONE);
+            // Two slots naming one entry clash here: an entry is never shared.
+            if !self.regions.insert_all(&known.regions(e.at)?) {
                 return Err(Error::InvalidHeap);
             }
-            let known = Known {
-                entry: e,
-                layout,
-                regions,
-                matched: None,
-            };
-            if let Some(dup) = self.entries.insert(e.at, known) {
-                // Two slots naming one entry: its regions clashed above already.
-                self.regions.remove_all(&dup.regions);
-                return Err(Error::InvalidHeap);
-            }
+            self.entries.insert(e.at, known);
         }
         self.valid = true;
         Ok(())
@@ -284,23 +329,26 @@ impl Checked {
 
     /// `e`'s stored layout, interned, with its root's size and alignment (`None` for a
     /// bare lock, which stores none). Each distinct layout is decoded once.
-    fn stored_layout(&mut self, heap: &Heap, e: &Entry) -> Result<(Arc<[u8]>, Option<ElemSize>)> {
+    fn stored_layout(&mut self, heap: &Heap, e: &Entry) -> Result<(u32, Option<ElemSize>)> {
         let kind = Kind::from_bits(e.kind).ok_or(Error::InvalidHeap)?;
         let bytes = heap.load_bytes(e.layout_at(), e.layout_len);
-        if kind.shape == Shape::Lock {
-            return if bytes.is_empty() && e.object == 0 {
-                Ok((Arc::from(bytes), None))
-            } else {
-                Err(Error::InvalidHeap)
-            };
+        if kind.shape == Shape::Lock && !(bytes.is_empty() && e.object == 0) {
+            return Err(Error::InvalidHeap);
         }
-        if let Some((k, &root)) = self.layouts.get_key_value(&bytes[..]) {
-            return Ok((k.clone(), Some(root)));
+        if let Some(&(id, root)) = self.layout_ids.get(&bytes[..]) {
+            return Ok((id, (kind.shape != Shape::Lock).then_some(root)));
         }
-        let l = codec::decode(&bytes).ok_or(Error::InvalidHeap)?;
-        let key: Arc<[u8]> = Arc::from(bytes);
-        self.layouts.insert(key.clone(), (l.size, l.align));
-        Ok((key, Some((l.size, l.align))))
+        let root = if kind.shape == Shape::Lock {
+            (0, 0)
+        } else {
+            let l = codec::decode(&bytes).ok_or(Error::InvalidHeap)?;
+            (l.size, l.align)
+        };
+        let id = u32::try_from(self.layouts.len()).map_err(|_| Error::InvalidHeap)?;
+        let bytes: Arc<[u8]> = Arc::from(bytes);
+        self.layouts.push(bytes.clone());
+        self.layout_ids.insert(bytes, (id, root));
+        Ok((id, (kind.shape != Shape::Lock).then_some(root)))
     }
 
     /// Makes the index current for the table `t` a lookup reads.
@@ -322,105 +370,152 @@ impl Checked {
     }
 
     /// Whether `e` is known as it is now (every field, and its stored layout's bytes),
-    /// and found to match the handle type `matched`.
-    pub(super) fn knows(&self, heap: &Heap, e: &Entry, matched: Matched) -> bool {
-        self.entries.get(&e.at).is_some_and(|k| {
-            k.entry == *e
-                && k.matched == Some(matched)
-                && heap.bytes_equal(e.layout_at(), &k.layout)
-        })
+    /// found to match a handle type with the element layout `matched` and the kind
+    /// `kind` (the entry's: compared when it was matched), with its object's region
+    /// computed with the element size `object_size` — so that the handle a lookup
+    /// makes covers exactly the regions checked against everything else.
+    pub(super) fn knows(
+        &self,
+        heap: &Heap,
+        e: &Entry,
+        kind: u32,
+        matched: Matched,
+        object_size: Option<usize>,
+    ) -> bool {
+        e.kind == kind
+            && self.entries.get(&e.at).is_some_and(|k| {
+                k.is(e)
+                    && k.matched == matched
+                    && k.object_size == object_size.unwrap_or(NO_OBJECT)
+                    && heap.bytes_equal(e.layout_at(), &self.layouts[k.layout as usize])
+            })
     }
 
-    /// Whether the entry at `at` is known with exactly the object and lock regions
-    /// `ours` (checked against everything else when recorded).
-    pub(super) fn covers(&self, at: usize, ours: &[Option<Region>; 2]) -> bool {
-        self.entries
-            .get(&at)
-            .is_some_and(|k| k.regions[1..] == ours[..])
-    }
-
-    /// Records an entry this process just published, with the regions `ours` of the
-    /// handle it published; a clash (never, short of a corrupted heap) only makes the
-    /// next lookup rebuild the record.
-    fn note(&mut self, heap: &Heap, e: &Entry, matched: Matched, ours: [Option<Region>; 2]) {
-        if !self.valid {
-            return;
-        }
-        let Ok((layout, _)) = self.stored_layout(heap, e) else {
+    /// Records an entry this process just published (its kind and layout are those of
+    /// `matched`, its object's element size `object_size`); a clash (never, short of a
+    /// corrupted heap) only makes the next lookup rebuild the record.
+    fn note(&mut self, heap: &Heap, e: &Entry, matched: Matched, object_size: Option<usize>) {
+        if self.valid && !matches!(self.try_admit(heap, e, matched, object_size), Ok(true)) {
             self.valid = false;
-            return;
-        };
-        let regions = [Some(Region::entry(e)), ours[0], ours[1]];
-        if !self.swap_in(e.at, &regions) {
-            self.valid = false;
-            return;
         }
-        let known = Known {
-            entry: *e,
-            layout,
-            regions,
-            matched: Some(matched),
-        };
-        self.entries.insert(e.at, known);
     }
 
-    /// Records `e`, with the regions `ours` a handle covers, after checking that they
-    /// clash with nothing known.
+    /// Records `e` as matching `matched`, its object's region computed with the
+    /// element size `object_size`, after checking that its regions clash with nothing
+    /// known (else, after looking at the directory as it is now: perhaps a clash with
+    /// entries unpublished or changed since).
     pub(super) fn admit(
         &mut self,
         heap: &Heap,
         t: &Table<'_>,
         e: &Entry,
         matched: Matched,
-        ours: [Option<Region>; 2],
+        object_size: Option<usize>,
     ) -> Result<()> {
-        let (layout, _) = self.stored_layout(heap, e)?;
-        let regions = [Some(Region::entry(e)), ours[0], ours[1]];
-        if !self.swap_in(e.at, &regions) {
-            // Perhaps a clash with entries unpublished or changed since: look at the
-            // directory as it is now.
-            self.rebuild(heap, Some(t))?;
-            if !self.swap_in(e.at, &regions) {
-                return Err(Error::InvalidHeap);
-            }
+        if self.try_admit(heap, e, matched, object_size)? {
+            return Ok(());
         }
-        let known = Known {
-            entry: *e,
-            layout,
-            regions,
-            matched: Some(matched),
-        };
-        self.entries.insert(e.at, known);
-        Ok(())
+        self.rebuild(heap, Some(t))?;
+        if self.try_admit(heap, e, matched, object_size)? {
+            return Ok(());
+        }
+        Err(Error::InvalidHeap)
     }
 
-    /// Replaces the regions of the entry at `at` with `regions`, unless they clash.
-    fn swap_in(&mut self, at: usize, regions: &[Option<Region>; 3]) -> bool {
-        if let Some(old) = self.entries.remove(&at) {
-            self.regions.remove_all(&old.regions);
+    /// [`Checked::admit`] without the rebuild: `false` on a clash (nothing changed
+    /// then but that the entry is forgotten).
+    fn try_admit(
+        &mut self,
+        heap: &Heap,
+        e: &Entry,
+        matched: Matched,
+        object_size: Option<usize>,
+    ) -> Result<bool> {
+        let (layout, _) = self.stored_layout(heap, e)?;
+        let known = Known::new(e, layout, object_size.unwrap_or(NO_OBJECT), matched);
+        let regions = known.regions(e.at)?;
+        self.forget(e.at);
+        if !self.regions.insert_all(&regions) {
+            return Ok(false);
         }
-        self.regions.insert_all(regions)
+        self.entries.insert(e.at, known);
+        Ok(true)
+    }
+
+    /// Forgets the entry at `at`, and its regions.
+    fn forget(&mut self, at: usize) {
+        if let Some(old) = self.entries.remove(&at) {
+            if let Ok(regions) = old.regions(at) {
+                self.regions.remove_all(&regions);
+            }
+        }
     }
 }
 
-/// An entry's regions, its object's by the element size `root` of its stored layout,
-/// after checking the object and lock in bounds and aligned.
-fn entry_regions(heap: &Heap, e: &Entry, root: Option<ElemSize>) -> Result<[Option<Region>; 3]> {
+/// Checks `e`'s object (by the element size and alignment `root` of its stored
+/// layout) and lock in bounds and aligned.
+fn check_entry(heap: &Heap, e: &Entry, root: Option<ElemSize>) -> Result<()> {
     let kind = Kind::from_bits(e.kind).ok_or(Error::InvalidHeap)?;
     let limit = heap.cursor();
-    let mut object = None;
     if let Some((size, align)) = root {
-        let (at, len) = (to_usize(e.object)?, to_usize(e.len)?);
-        check_object(at, len, size, align, kind.shape, limit)?;
-        object = Region::object(at, len, size)?;
+        check_object(
+            to_usize(e.object)?,
+            to_usize(e.len)?,
+            size,
+            align,
+            kind.shape,
+            limit,
+        )?;
     }
-    let mut lock = None;
     if kind.lock != LockKind::None {
-        let at = to_usize(e.lock)?;
-        check_lock(at, limit)?;
-        lock = Some(Region::lock(at)?);
+        check_lock(to_usize(e.lock)?, limit)?;
     }
-    Ok([Some(Region::entry(e)), object, lock])
+    Ok(())
+}
+
+/// Hashes entry offsets for [`Checked::entries`]: one multiplication folded to 64 bits
+/// (SipHash would cost more than the rest of a lookup's bookkeeping), keyed per map
+/// so that whoever chose the offsets (anyone who can write the heap) cannot arrange
+/// collisions.
+struct OffsetHash(u64);
+
+impl OffsetHash {
+    fn new() -> OffsetHash {
+        OffsetHash(std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64))
+    }
+}
+
+impl BuildHasher for OffsetHash {
+    type Hasher = OffsetHasher;
+
+    fn build_hasher(&self) -> OffsetHasher {
+        OffsetHasher(self.0)
+    }
+}
+
+struct OffsetHasher(u64);
+
+impl OffsetHasher {
+    fn mix(&mut self, x: u64) {
+        let p = u128::from(self.0 ^ x) * 0x9e37_79b9_7f4a_7c15;
+        self.0 = (p as u64) ^ ((p >> 64) as u64);
+    }
+}
+
+impl std::hash::Hasher for OffsetHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.mix(u64::from(b));
+        }
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.mix(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// How many times a lookup tries the mutex before checking on its own.
@@ -464,18 +559,16 @@ impl Heap {
     }
 
     /// Records an entry this process just published (if the record is to be had).
-    pub(super) fn note_published(&self, e: &Entry, matched: Matched, ours: [Option<Region>; 2]) {
+    pub(super) fn note_published(&self, e: &Entry, matched: Matched, object_size: Option<usize>) {
         if let Some(mut c) = self.checked() {
-            c.note(self, e, matched, ours);
+            c.note(self, e, matched, object_size);
         }
     }
 
     /// Forgets an entry this process just unpublished (if the record is to be had).
     pub(super) fn forget_entry(&self, at: usize) {
         if let Some(mut c) = self.checked() {
-            if let Some(old) = c.entries.remove(&at) {
-                c.regions.remove_all(&old.regions);
-            }
+            c.forget(at);
         }
     }
 }

@@ -67,11 +67,6 @@ impl Entry {
     pub fn layout_at(&self) -> usize {
         self.key_at() + self.key_len
     }
-
-    /// Where the entry ends (its layout's last byte, plus one).
-    pub fn end(&self) -> usize {
-        self.layout_at() + self.layout_len
-    }
 }
 
 /// What [`Heap::write_entry`] stores.

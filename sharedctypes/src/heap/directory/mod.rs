@@ -28,7 +28,7 @@ mod table;
 
 use std::sync::atomic::Ordering;
 
-use self::checked::{Matched, Region};
+use self::checked::Matched;
 use self::entry::{key_hash, to_usize, Entry, NewEntry, ENTRY_SIZE};
 use self::table::{Insert, Remove, MAX_STEPS};
 use super::publish::{Found, Kind, LockKind, Publish, Shape};
@@ -58,10 +58,9 @@ pub const MAX_KEY_LEN: usize = 255;
 
 /// The handle type `H`, as [`Checked`] records what an entry matched.
 fn matched<H: Publish>() -> Matched {
-    Matched {
-        kind: H::__KIND.to_bits(),
-        layout: H::__layout().map_or(0, |l| l as *const TypeLayout as usize),
-    }
+    H::__layout().map_or(Matched::BARE_LOCK, |l| {
+        Matched(l as *const TypeLayout as usize)
+    })
 }
 
 impl Heap {
@@ -136,14 +135,9 @@ impl Heap {
             let t = self.write_table(true)?.ok_or(Error::InvalidHeap)?;
             match self.insert(&t, at, key, hash)? {
                 Insert::Inserted => {
-                    // What the handle covers, for this handle's aliasing checks.
+                    // For this handle's aliasing checks.
                     let entry = self.read_entry(at as u64, self.cursor())?;
-                    let object = match (object, H::__ELEM) {
-                        (Some(o), Some((size, _))) => Region::object(o, parts.len, size)?,
-                        _ => None,
-                    };
-                    let lock = lock.map(Region::lock).transpose()?;
-                    self.note_published(&entry, matched::<H>(), [object, lock]);
+                    self.note_published(&entry, matched::<H>(), H::__ELEM.map(|(s, _)| s));
                     return Ok(());
                 }
                 Insert::Taken => return Err(self.key_taken(key_str)),
@@ -161,8 +155,9 @@ impl Heap {
     /// element type's [layout](crate::SharedType::LAYOUT) or the handle kind (value or array,
     /// lock or none, which lock) differs from `H`'s — the message says what differs,
     /// field by field; [`Error::InvalidHeap`] if the entry is corrupt, or if its object
-    /// or lock would overlap the heap's header, a directory entry, or another published
-    /// object or lock (the same object or lock published under several keys is fine);
+    /// or lock would overlap the heap's header, the directory, or another published
+    /// object or lock (the same object or lock published under several keys is fine;
+    /// see [what is checked](crate::named#what-is-checked-and-what-cannot-be));
     /// for a handle with a lock, [`Error::ForeignPidNamespace`] or
     /// [`Error::ForeignTimeNamespace`] from another namespace (see
     /// [locks and namespaces](crate::named#locks-pid-namespaces-and-time-namespaces)).
@@ -199,11 +194,12 @@ impl Heap {
             .find(&t, key_bytes, hash)?
             .ok_or_else(|| self.key_missing(key))?;
         let matched = matched::<H>();
+        let object_size = H::__ELEM.map(|(size, _)| size);
         let mut checked = self.checked_or_own();
         checked.follow(self, &t)?;
-        // An entry this handle matched with `H` before, unchanged since, is not compared
-        // again.
-        let known = checked.knows(self, &entry, matched);
+        // An entry this handle checked and matched with `H` before, unchanged since, is
+        // not compared or checked against the rest again.
+        let known = checked.knows(self, &entry, H::__KIND.to_bits(), matched, object_size);
         if !known {
             self.compare_kind_and_layout::<H>(key, &entry)?;
         }
@@ -218,19 +214,15 @@ impl Heap {
             len: to_usize(entry.len)?,
             lock: to_usize(entry.lock)?,
         };
-        // What the handle will cover, with `H`'s real element size.
-        let mut ours = [None, None];
         if let Some((size, align)) = H::__ELEM {
             check_object(found.object, found.len, size, align, H::__KIND.shape, limit)?;
-            ours[0] = Region::object(found.object, found.len, size)?;
         }
         if H::__KIND.lock != LockKind::None {
             check_lock(found.lock, limit)?;
-            ours[1] = Some(Region::lock(found.lock)?);
         }
         // Nothing else this handle knows of may share that memory (see `checked`).
-        if !(known && checked.covers(entry.at, &ours)) {
-            checked.admit(self, &t, &entry, matched, ours)?;
+        if !known {
+            checked.admit(self, &t, &entry, matched, object_size)?;
         }
         drop(checked);
         if H::__KIND.lock != LockKind::None {
@@ -969,5 +961,25 @@ mod tests {
             .collect();
         want.insert(0, "k0".to_owned());
         assert_eq!(heap.keys().unwrap(), want);
+    }
+
+    #[test]
+    fn a_known_entry_is_compared_again_with_another_handle_type() {
+        let name = unique();
+        let heap = Heap::create(&name, 1 << 16).unwrap();
+        heap.publish("v", &Value::new_in(&heap, 1u64).unwrap())
+            .unwrap();
+        let opened = Heap::open(&name).unwrap();
+        for h in [&heap, &opened] {
+            // Known after this, with the same element type under other kinds of handle.
+            assert_eq!(h.lookup::<Value<u64>>("v").unwrap().get(), 1);
+            let r = h.lookup::<crate::Array<u64>>("v");
+            assert!(matches!(r, Err(Error::LayoutMismatch(_))));
+            let r = h.lookup::<RawValue<u64>>("v");
+            assert!(matches!(r, Err(Error::LayoutMismatch(_))));
+            let r = h.lookup::<Value<i64>>("v");
+            assert!(matches!(r, Err(Error::LayoutMismatch(_))));
+            assert_eq!(h.lookup::<Value<u64>>("v").unwrap().get(), 1);
+        }
     }
 }
