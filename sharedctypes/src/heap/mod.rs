@@ -23,8 +23,8 @@
 //! - `default`: the [`default_heap`] and its size;
 //! - `named`: named heaps: create, open (the header checked before mapping), the name's
 //!   lifecycle;
-//! - `directory`: publish and lookup by key, and the checks of what other processes
-//!   wrote there;
+//! - `directory`: publish, look up and unpublish by key (entries and a hash table in
+//!   the heap), and the checks of what other processes wrote there;
 //! - `publish`: the [`Publish`](crate::Publish) trait, implemented by every handle kind.
 //!
 //! None of them imports from [`crate::named`], which holds the user-facing
@@ -126,7 +126,8 @@ pub(crate) const READY: u32 = 0x5245_4459;
 ///
 /// A *named* heap ([`Heap::create`], [`Heap::open`]) is shared by processes that are not
 /// forked from each other, which find its objects through its directory
-/// ([`Heap::publish`], [`Heap::lookup`]); see [`named`](crate::named).
+/// ([`Heap::publish`], [`Heap::lookup`], [`Heap::unpublish`]); see
+/// [`named`](crate::named).
 ///
 /// ```
 /// use sharedctypes::{Heap, RawValue};
@@ -168,9 +169,10 @@ pub(crate) struct HeapInner {
 unsafe impl Send for HeapInner {}
 // SAFETY: through `&HeapInner`, many threads reach the mapping at once. That is sound
 // because every access to shared memory goes through atomics (`Shared<T>`, the header,
-// directory entries, locks), with one exception: a range `alloc` has just handed out is
-// initialised with plain writes (`init_fresh`, `RawValue::new_in`, `copy_to_fresh`)
-// before any handle to it exists. `alloc` gives each range to one caller only (its
+// directory entries and tables, locks), with one exception: a range `alloc` has just
+// handed out is initialised with plain writes (`init_fresh`, `RawValue::new_in`,
+// `copy_to_fresh`) before any handle to it exists. The process-local record of what
+// was checked of the directory (`checked`) is behind a mutex. `alloc` gives each range to one caller only (its
 // cursor moves by compare-and-swap), so no other thread, and no cooperating process,
 // can reach the range during those writes.
 //
