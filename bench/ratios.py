@@ -30,6 +30,7 @@ GROUPS = {
     "new_from_slice_10M_f64": ("Vec_clone", [("RawArray_from_slice_in", 1.3)]),
     "alloc_1M_i64": ("Box_new", [("RawValue_new_in", 1.0)]),
     "create_1GiB_f64_array": ("vec_zeroed", [("Heap_new_and_RawArray_zeroed_in", None)]),
+    "lookup_100k_keys": ("HashMap_String_u64", [("Heap_lookup_RawValue_u64", 20.0)]),
 }
 
 

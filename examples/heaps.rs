@@ -78,7 +78,7 @@ fn has_magic(path: &std::path::Path) -> bool {
 fn describe(name: &str) -> (String, bool) {
     let heap = match Heap::open(name) {
         Ok(heap) => heap,
-        Err(Error::NotFound) => return ("being created".to_owned(), false),
+        Err(Error::NotFound { .. }) => return ("being created".to_owned(), false),
         Err(e) => return (format!("unusable: {e}"), true),
     };
     let (creator, gone) = match heap.creator_pid() {

@@ -39,7 +39,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     };
 
     let heap = match Heap::open(&name) {
-        Err(Error::NotFound) => {
+        Err(Error::NotFound { .. }) => {
             return Err(format!(
                 "no heap named {name}: start the writer first \
                  (`cargo run --example named_writer -- {name}`)"

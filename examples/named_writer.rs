@@ -54,7 +54,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     };
 
     let heap = match Heap::create(&name, 1 << 20) {
-        Err(Error::AlreadyExists) => {
+        Err(Error::AlreadyExists { .. }) => {
             return Err(format!(
                 "{name} already exists: another writer is running, or one was killed; \
                  `cargo run --example heaps -- --remove` removes stale heaps"

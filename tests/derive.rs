@@ -15,7 +15,7 @@ use sharedctypes::{
 /// Runs `f` in a forked child and asserts that it exited successfully.
 #[track_caller]
 fn in_child(f: impl FnOnce() + Send + 'static) {
-    let status = Process::spawn(f).expect("fork").join().expect("waitpid");
+    let status = Process::spawn(f).expect("fork").wait().expect("wait");
     assert!(status.success(), "the child failed: {status}");
 }
 
@@ -608,4 +608,98 @@ fn structs_without_fields_have_empty_layouts() {
     assert_eq!(fields(&Empty::LAYOUT), []);
     assert_eq!((Unit::LAYOUT.size, Unit::LAYOUT.align), (0, 1));
     assert_eq!(struct_name(&Unit::LAYOUT), "Unit");
+}
+
+// --- A packing the derive does not see --------------------------------------------------
+//
+// `#[packer::packed]` written after the derive expands after it, so the derive cannot
+// reject the `packed`. A packing that could misalign a field does not compile (see
+// tests/ui/packed_after_derive*.rs); one that moves no field is harmless and works.
+
+#[derive(Clone, Copy, Debug, PartialEq, SharedStruct)]
+#[packer::packed]
+#[repr(C)]
+struct PackedBytes {
+    tag: u8,
+    data: [u8; 3],
+    signed: i8,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, SharedStruct)]
+#[repr(C)]
+struct UnpackedBytes {
+    tag: u8,
+    data: [u8; 3],
+    signed: i8,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, SharedStruct)]
+#[packer::packed(2)]
+#[repr(C)]
+struct PackedHalves {
+    a: u8,
+    b: u16,
+    c: [i16; 2],
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, SharedStruct)]
+#[repr(C)]
+struct UnpackedHalves {
+    a: u8,
+    b: u16,
+    c: [i16; 2],
+}
+
+#[test]
+fn a_packing_that_moves_no_field_keeps_the_repr_c_layout_and_works() {
+    // The same layout as the unpacked twin, field by field (names aside).
+    assert_eq!(
+        (PackedBytes::LAYOUT.size, PackedBytes::LAYOUT.align),
+        (UnpackedBytes::LAYOUT.size, UnpackedBytes::LAYOUT.align)
+    );
+    assert_eq!(fields(&PackedBytes::LAYOUT), fields(&UnpackedBytes::LAYOUT));
+    assert_eq!(
+        (PackedHalves::LAYOUT.size, PackedHalves::LAYOUT.align),
+        (UnpackedHalves::LAYOUT.size, UnpackedHalves::LAYOUT.align)
+    );
+    assert_eq!(
+        fields(&PackedHalves::LAYOUT),
+        fields(&UnpackedHalves::LAYOUT)
+    );
+
+    let bytes = RawArray::from_slice(
+        &[PackedBytes {
+            tag: 1,
+            data: [2, 3, 4],
+            signed: -5,
+        }; 3],
+    )
+    .unwrap();
+    let halves = RawValue::new(PackedHalves {
+        a: 1,
+        b: 2,
+        c: [3, 4],
+    })
+    .unwrap();
+    {
+        let (bytes, halves) = (bytes.clone(), halves.clone());
+        in_child(move || {
+            bytes[2].data[1].set(30);
+            bytes[1].signed.update(|s| s * 10);
+            halves.b.update(|b| b + 1000);
+            halves.c[1].set(-4);
+        });
+    }
+    let got = bytes.to_vec();
+    assert_eq!((got[0].data, got[0].signed), ([2, 3, 4], -5));
+    assert_eq!((got[1].data, got[1].signed), ([2, 3, 4], -50));
+    assert_eq!((got[2].data, got[2].signed), ([2, 30, 4], -5));
+    assert_eq!(
+        halves.get(),
+        PackedHalves {
+            a: 1,
+            b: 1002,
+            c: [3, -4]
+        }
+    );
 }

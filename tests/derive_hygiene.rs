@@ -102,7 +102,7 @@ mod shadowed {
 }
 
 fn in_child(f: impl FnOnce() + Send + 'static) {
-    let status = Process::spawn(f).expect("fork").join().expect("waitpid");
+    let status = Process::spawn(f).expect("fork").wait().expect("wait");
     assert!(status.success(), "the child failed: {status}");
 }
 

@@ -61,10 +61,14 @@ fn finding(name: &str) -> Vec<u8> {
 fn open_lookup_corpus() {
     // Every seed but the empty heap reaches its objects. After a change of the heap's
     // format they no longer open: make them afresh (README, "Fuzzing") rather than
-    // test nothing.
-    for (name, found) in replay_corpus("open_lookup", open_lookup::run) {
+    // test nothing. The harness also checks that no object handed out aliases the
+    // header, a directory entry or a lock (issue 9, item 4).
+    for (name, reached) in replay_corpus("open_lookup", open_lookup::run) {
         if name.starts_with("seed-") && !name.ends_with("-empty") {
-            assert!(found > 0, "{name} reaches no object: run make_seeds");
+            assert!(
+                reached.found > 0,
+                "{name} reaches no object: run make_seeds"
+            );
         }
     }
 }
@@ -79,34 +83,40 @@ fn heap_size_corpus() {
     replay_corpus("heap_size", heap_size::run);
 }
 
-/// Issue 9, item 4: objects that alias the header, a directory entry or a lock. Turn
-/// on (remove the `ignore`) with the fix that makes `open`/`lookup` refuse them.
-#[test]
-#[ignore = "until open/lookup refuse overlapping objects (issue 9, item 4)"]
-fn open_lookup_corpus_checking_aliasing() {
-    replay_corpus("open_lookup", open_lookup::run_checking_aliasing);
-}
-
-/// An `RLock` that this thread holds (by its id and stamp, as another process of the
-/// same user can write them into the heap) with its recursion count at `u32::MAX`:
-/// `try_acquire` panicked ("RLock recursion depth overflow"); now it is `None`, as
-/// std's `ReentrantLock::try_lock`. Made by `fuzz/seeds/make_seeds.rs`.
+/// An `RLock` that this thread holds (by its id and start time, as another process of
+/// the same user can write them into the heap) with its recursion count at `u32::MAX`:
+/// `try_acquire` panicked ("RLock recursion depth overflow"); now it is
+/// `Err(WouldBlock)`, as std's `ReentrantLock::try_lock` gives `None`. Made by
+/// `fuzz/seeds/make_seeds.rs`.
 #[test]
 fn rlock_count_at_max() {
-    let found = open_lookup::run(&finding("rlock-count-at-max"));
+    let reached = open_lookup::run(&finding("rlock-count-at-max"));
     assert!(
-        found >= 3,
-        "the input no longer reaches its locks (found {found})"
+        reached.found >= 3,
+        "the input no longer reaches its locks ({reached:?})"
     );
 }
 
 /// Issue 9, item 4: a directory entry whose array lies over the entry itself. `open`
-/// and `lookup` accept it, and writing the array then destroys the directory. Made
-/// by `fuzz/seeds/make_seeds.rs`. Turn on with the fix for item 4.
+/// and `lookup` accepted it, and writing the array then destroyed the directory; now
+/// `open` refuses the heap. The segment it was made from (the `raw-bytes` seed) opens
+/// and reaches its array. Made by `fuzz/seeds/make_seeds.rs`.
 #[test]
-#[ignore = "until open/lookup refuse overlapping objects (issue 9, item 4)"]
 fn object_over_its_entry() {
-    let input = finding("object-over-its-entry");
-    assert!(open_lookup::run(&input) >= 1, "the input no longer opens");
-    open_lookup::run_checking_aliasing(&input);
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/open_lookup");
+    let (_, base) = inputs(&corpus)
+        .into_iter()
+        .find(|(p, _)| p.to_string_lossy().ends_with("-raw-bytes"))
+        .expect("the raw-bytes seed");
+    let reached = open_lookup::run(&base);
+    assert!(
+        reached.opened && reached.found >= 1,
+        "the seed the finding was made from no longer reaches its array ({reached:?}): \
+         run make_seeds"
+    );
+    let reached = open_lookup::run(&finding("object-over-its-entry"));
+    assert!(
+        !reached.opened,
+        "a heap with an object over its entry opens"
+    );
 }

@@ -59,7 +59,7 @@ impl KillProcessOnDrop {
     fn kill_and_join(&mut self) -> std::process::ExitStatus {
         let p = self.0.take().expect("not joined yet");
         p.kill().unwrap();
-        p.join().unwrap()
+        p.wait().unwrap()
     }
 }
 
@@ -67,7 +67,7 @@ impl Drop for KillProcessOnDrop {
     fn drop(&mut self) {
         if let Some(p) = self.0.take() {
             let _ = p.kill();
-            let _ = p.join();
+            let _ = p.wait();
         }
     }
 }
@@ -220,7 +220,7 @@ fn a_killed_holder_in_another_program_is_recovered_here() {
         }
         std::thread::sleep(Duration::from_millis(1));
     }
-    assert!(lock.try_acquire().is_none(), "the helper holds it");
+    assert!(lock.try_acquire().is_err(), "the helper holds it");
     child.0.kill().unwrap();
     child.0.wait().unwrap();
 
@@ -531,7 +531,7 @@ fn a_type_too_large_to_describe_is_refused_not_expanded() {
     );
     assert!(matches!(
         heap.lookup::<RawValue<dag::A20>>("none"),
-        Err(Error::NotFound)
+        Err(Error::NotFound { .. })
     ));
     // A smaller level is described, published and looked up as usual.
     let a8 = RawValue::<dag::A8>::zeroed_in(&heap).unwrap();
@@ -592,7 +592,7 @@ fn every_handle_kind_round_trips() {
         .lookup::<Lock>("lock")
         .unwrap()
         .try_acquire()
-        .is_none());
+        .is_err());
     drop(g);
     // Writes through one mapping show through the other.
     v2.set(-3);
@@ -604,23 +604,29 @@ fn keys_are_unique_and_checked() {
     let heap = Heap::new(1 << 16).unwrap();
     let x = RawValue::new_in(&heap, 1u8).unwrap();
     heap.publish("x", &x).unwrap();
-    assert!(matches!(heap.publish("x", &x), Err(Error::AlreadyExists)));
+    assert!(matches!(
+        heap.publish("x", &x),
+        Err(Error::AlreadyExists { .. })
+    ));
     assert!(matches!(
         heap.publish("x", &Lock::new_in(&heap).unwrap()),
-        Err(Error::AlreadyExists)
+        Err(Error::AlreadyExists { .. })
     ));
     assert!(matches!(
         heap.lookup::<RawValue<u8>>("y"),
-        Err(Error::NotFound)
+        Err(Error::NotFound { .. })
     ));
-    assert!(matches!(heap.publish("", &x), Err(Error::InvalidName)));
+    assert!(matches!(
+        heap.publish("", &x),
+        Err(Error::InvalidName { .. })
+    ));
     assert!(matches!(
         heap.publish(&"k".repeat(256), &x),
-        Err(Error::InvalidName)
+        Err(Error::InvalidName { .. })
     ));
     assert!(matches!(
         heap.lookup::<RawValue<u8>>(""),
-        Err(Error::InvalidName)
+        Err(Error::InvalidName { .. })
     ));
     heap.publish(&"k".repeat(255), &x).unwrap();
     assert_eq!(heap.lookup::<RawValue<u8>>(&"k".repeat(255)).unwrap(), x);
@@ -671,7 +677,7 @@ fn of_concurrent_publishes_of_one_key_exactly_one_wins() {
                     }
                     match heap.publish("key", &mine) {
                         Ok(()) => outcome[i].set(WON),
-                        Err(Error::AlreadyExists) => outcome[i].set(TAKEN),
+                        Err(Error::AlreadyExists { .. }) => outcome[i].set(TAKEN),
                         Err(e) => panic!("{e}"),
                     }
                 })
@@ -680,7 +686,7 @@ fn of_concurrent_publishes_of_one_key_exactly_one_wins() {
             .collect();
         go.set(1);
         for c in children {
-            assert!(c.join().unwrap().success());
+            c.join().unwrap();
         }
         let outcome = outcome.to_vec();
         let winners: Vec<_> = (0..CHILDREN).filter(|&i| outcome[i] == WON).collect();
@@ -725,15 +731,15 @@ fn bad_names_are_refused_before_any_system_call() {
         "", "a", "no-slash", "/", "//", "/a/b", "a/b", "/a/", &long, "/a\0b", "/.", "/..",
     ] {
         assert!(
-            matches!(Heap::create(bad, 4096), Err(Error::InvalidName)),
+            matches!(Heap::create(bad, 4096), Err(Error::InvalidName { .. })),
             "{bad:?}"
         );
         assert!(
-            matches!(Heap::open(bad), Err(Error::InvalidName)),
+            matches!(Heap::open(bad), Err(Error::InvalidName { .. })),
             "{bad:?}"
         );
         assert!(
-            matches!(Heap::unlink(bad), Err(Error::InvalidName)),
+            matches!(Heap::unlink(bad), Err(Error::InvalidName { .. })),
             "{bad:?}"
         );
     }
@@ -759,12 +765,12 @@ fn bad_names_are_refused_before_any_system_call() {
 fn duplicate_missing_and_permissions() {
     let name = unique("sct-dup");
     let _cleanup = Cleanup(&name);
-    assert!(matches!(Heap::open(&name), Err(Error::NotFound)));
-    assert!(matches!(Heap::unlink(&name), Err(Error::NotFound)));
+    assert!(matches!(Heap::open(&name), Err(Error::NotFound { .. })));
+    assert!(matches!(Heap::unlink(&name), Err(Error::NotFound { .. })));
     let heap = Heap::create(&name, 1 << 16).unwrap();
     assert!(matches!(
         Heap::create(&name, 1 << 16),
-        Err(Error::AlreadyExists)
+        Err(Error::AlreadyExists { .. })
     ));
     let meta = fs::metadata(path(&name)).unwrap();
     assert_eq!(meta.permissions().mode() & 0o777, 0o600);
@@ -852,10 +858,10 @@ fn foreign_truncated_and_empty_segments() {
     let name = unique("sct-empty");
     let _cleanup = Cleanup(&name);
     foreign_segment(&name, b"");
-    assert!(matches!(Heap::open(&name), Err(Error::NotFound)));
+    assert!(matches!(Heap::open(&name), Err(Error::NotFound { .. })));
     assert!(matches!(
         Heap::create(&name, 4096),
-        Err(Error::AlreadyExists)
+        Err(Error::AlreadyExists { .. })
     ));
 }
 
@@ -885,7 +891,7 @@ fn a_fifo_in_place_of_the_name_blocks_neither_drop_nor_open() {
             assert!(matches!(Heap::open(&name), Err(Error::InvalidHeap)));
             assert!(matches!(
                 Heap::create(&name, 4096),
-                Err(Error::AlreadyExists)
+                Err(Error::AlreadyExists { .. })
             ));
         }
     })
@@ -1027,7 +1033,7 @@ fn a_child_that_creates_and_drops_removes_the_name() {
         }
     });
     assert!(!exists(&name));
-    assert!(matches!(Heap::open(&name), Err(Error::NotFound)));
+    assert!(matches!(Heap::open(&name), Err(Error::NotFound { .. })));
 }
 
 #[test]
@@ -1045,7 +1051,7 @@ fn a_creator_that_dies_leaves_a_stale_heap() {
     })
     .unwrap();
     let pid = child.pid();
-    assert!(child.join().unwrap().success());
+    child.join().unwrap();
     let stale = Heap::open(&name).unwrap();
     assert_eq!(stale.creator_pid(), Some(pid));
     assert_eq!(stale.lookup::<RawValue<u8>>("v").unwrap().get(), 5);
@@ -1147,4 +1153,274 @@ fn locks_are_not_handed_to_another_pid_namespace() {
     // Back in our own namespace, everything is handed out.
     let opened = Heap::open(&name).unwrap();
     assert!(opened.lookup::<Lock>("lock").is_ok());
+}
+
+/// Runs `f` in a forked child that first moved into new namespaces (`unshare(flags)`)
+/// and then forked again, so that `f` runs in a grandchild: a new PID or time namespace
+/// applies only to children created after `unshare`. Returns `false` if the kernel
+/// refused `unshare` (EPERM, EINVAL: not permitted or not supported here), after saying
+/// so; panics if anything else failed.
+fn in_new_namespaces(
+    flags: libc::c_int,
+    what: &str,
+    setup: fn() -> bool,
+    f: impl FnOnce() + Send + 'static,
+) -> bool {
+    const REFUSED: i32 = 77;
+    let status = child_status(move || {
+        // SAFETY: unshare changes only this (single-threaded, forked) process's
+        // namespaces and those of its future children.
+        if unsafe { libc::unshare(flags) } != 0 {
+            let e = std::io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EPERM | libc::EINVAL | libc::ENOSPC) => std::process::exit(REFUSED),
+                _ => panic!("unshare: {e}"),
+            }
+        }
+        if !setup() {
+            std::process::exit(REFUSED);
+        }
+        let status = child_status(f);
+        assert!(status.success(), "the grandchild failed: {status:?}");
+    });
+    if status.code() == Some(REFUSED) {
+        eprintln!("skipped: the kernel refused {what} here");
+        return false;
+    }
+    assert!(status.success(), "{status:?}");
+    true
+}
+
+/// A heap with a lock, a value (with its lock) and a raw value, for namespace tests.
+fn heap_with_locks(name: &str) -> Heap {
+    let heap = Heap::create(name, 1 << 16).unwrap();
+    heap.publish("lock", &Lock::new_in(&heap).unwrap()).unwrap();
+    heap.publish("value", &Value::new_in(&heap, 5u32).unwrap())
+        .unwrap();
+    heap.publish("raw", &RawValue::new_in(&heap, 7u32).unwrap())
+        .unwrap();
+    heap
+}
+
+/// What a process in another namespace gets: `foreign` for everything with a lock,
+/// and the raw value.
+fn locks_refused_as(name: &str, foreign: fn(&Error) -> bool) {
+    let heap = Heap::open(name).unwrap();
+    let lock = heap.lookup::<Lock>("lock").map(drop).unwrap_err();
+    assert!(foreign(&lock), "{lock:?}");
+    let value = heap.lookup::<Value<u32>>("value").map(drop).unwrap_err();
+    assert!(foreign(&value), "{value:?}");
+    assert_eq!(heap.lookup::<RawValue<u32>>("raw").unwrap().get(), 7);
+    let publish = heap.publish("lock2", &Lock::new_in(&heap).unwrap());
+    assert!(foreign(&publish.unwrap_err()));
+}
+
+#[test]
+fn locks_are_not_handed_to_another_time_namespace() {
+    let name = unique("timens");
+    let _cleanup = Cleanup(&name);
+    let _heap = heap_with_locks(&name);
+    let name2 = name.clone();
+    // A new user namespace makes a new time namespace possible without privileges
+    // (`unshare -U -T`), as an unprivileged attacker would do it.
+    let tested = in_new_namespaces(
+        libc::CLONE_NEWUSER | libc::CLONE_NEWTIME,
+        "unshare(CLONE_NEWUSER | CLONE_NEWTIME)",
+        || true,
+        move || {
+            let ours = fs::metadata("/proc/self/ns/time").unwrap().ino();
+            let parents = fs::metadata(format!(
+                "/proc/{}/ns/time",
+                std::os::unix::process::parent_id()
+            ));
+            assert_ne!(
+                Some(ours),
+                parents.ok().map(|m| m.ino()),
+                "a new time namespace"
+            );
+            locks_refused_as(&name2, |e| matches!(e, Error::ForeignTimeNamespace));
+        },
+    );
+    if tested {
+        eprintln!("tested: a grandchild in a new time namespace");
+    }
+    // Back in our own namespaces, everything is handed out.
+    let opened = Heap::open(&name).unwrap();
+    assert!(opened.lookup::<Lock>("lock").is_ok());
+    assert!(opened.lookup::<Value<u32>>("value").is_ok());
+}
+
+/// Hides `/proc` behind an empty file system, in this process's own mount namespace.
+fn hide_proc() -> bool {
+    // SAFETY: plain mount(2) calls with valid NUL-terminated strings; they change only
+    // this process's private mount namespace (made private first, so nothing
+    // propagates back).
+    unsafe {
+        if libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        ) != 0
+        {
+            return false;
+        }
+    }
+    // SAFETY: as above.
+    let rc = unsafe {
+        libc::mount(
+            c"none".as_ptr(),
+            c"/proc".as_ptr(),
+            c"tmpfs".as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    rc == 0
+}
+
+#[test]
+fn locks_are_refused_where_the_namespaces_cannot_be_read() {
+    let name = unique("nsunknown");
+    let _cleanup = Cleanup(&name);
+    let _heap = heap_with_locks(&name);
+    let name2 = name.clone();
+    // Same PID and time namespaces as the creator, but no /proc to prove it with: the
+    // check fails closed.
+    let tested = in_new_namespaces(
+        libc::CLONE_NEWUSER | libc::CLONE_NEWNS,
+        "unshare(CLONE_NEWUSER | CLONE_NEWNS) and a tmpfs over /proc",
+        hide_proc,
+        move || {
+            assert!(
+                fs::metadata("/proc/self/ns/pid").is_err(),
+                "/proc is hidden"
+            );
+            locks_refused_as(&name2, |e| matches!(e, Error::ForeignPidNamespace));
+        },
+    );
+    if tested {
+        eprintln!("tested: a grandchild without /proc");
+    }
+    let opened = Heap::open(&name).unwrap();
+    assert!(opened.lookup::<Lock>("lock").is_ok());
+}
+
+#[test]
+fn errors_name_the_heap_or_the_key() {
+    use sharedctypes::NameKind;
+
+    let name = unique("sct-names");
+    let _cleanup = Cleanup(&name);
+    let heap = Heap::create(&name, 1 << 16).unwrap();
+    let named_heap = NameKind::Key {
+        heap: Some(name.clone()),
+    };
+
+    // Heap names.
+    let taken = Heap::create(&name, 4096).unwrap_err();
+    assert!(
+        matches!(&taken, Error::AlreadyExists { name: n, kind: NameKind::Heap } if *n == name),
+        "{taken:?}"
+    );
+    assert!(taken
+        .to_string()
+        .starts_with(&format!("heap \"{name}\" already exists")));
+    let missing = format!("{name}-missing");
+    for e in [
+        Heap::open(&missing).unwrap_err(),
+        Heap::unlink(&missing).unwrap_err(),
+    ] {
+        assert!(
+            matches!(&e, Error::NotFound { name: n, kind: NameKind::Heap } if *n == missing),
+            "{e:?}"
+        );
+        assert!(e
+            .to_string()
+            .starts_with(&format!("heap \"{missing}\" not found")));
+    }
+    let bad = Heap::open("no-slash").unwrap_err();
+    assert!(matches!(
+        &bad,
+        Error::InvalidName { name: n, kind: NameKind::Heap, .. } if n == "no-slash"
+    ));
+    assert!(
+        bad.to_string()
+            .starts_with("invalid heap name \"no-slash\": it does not start with '/'"),
+        "{bad}"
+    );
+    let bad = Heap::create("/a/b", 4096).unwrap_err();
+    assert!(bad
+        .to_string()
+        .contains("\"/a/b\": it has a '/' after the first"));
+
+    // Keys, in a named heap.
+    let x = RawValue::new_in(&heap, 1u8).unwrap();
+    heap.publish("x", &x).unwrap();
+    let e = heap.lookup::<RawValue<u8>>("point").unwrap_err();
+    assert!(
+        matches!(&e, Error::NotFound { name: k, kind } if k == "point" && *kind == named_heap),
+        "{e:?}"
+    );
+    assert!(
+        e.to_string()
+            .starts_with(&format!("key \"point\" not found in heap \"{name}\"")),
+        "{e}"
+    );
+    let e = heap.publish("x", &x).unwrap_err();
+    assert!(
+        matches!(&e, Error::AlreadyExists { name: k, kind } if k == "x" && *kind == named_heap)
+    );
+    assert!(e
+        .to_string()
+        .starts_with(&format!("key \"x\" already exists in heap \"{name}\"")));
+    let long = "k".repeat(256);
+    let e = heap.publish(&long, &x).unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidName { name: k, kind, .. } if *k == long && *kind == named_heap)
+    );
+    assert!(e.to_string().contains("it is longer than 255 bytes"));
+    let e = heap.lookup::<RawValue<u8>>("").unwrap_err();
+    assert!(matches!(&e, Error::InvalidName { name: k, .. } if k.is_empty()));
+    assert!(e.to_string().starts_with("invalid key \"\""), "{e}");
+
+    // Keys, in an anonymous heap.
+    let anonymous = Heap::new(4096).unwrap();
+    let e = anonymous.lookup::<RawValue<u8>>("jobs").unwrap_err();
+    assert!(matches!(
+        &e,
+        Error::NotFound { name: k, kind: NameKind::Key { heap: None } } if k == "jobs"
+    ));
+    assert!(e
+        .to_string()
+        .starts_with("key \"jobs\" not found in an anonymous heap"));
+}
+
+#[test]
+fn objects_and_locks_published_twice_are_not_aliases() {
+    let name = unique("sct-twice");
+    let _cleanup = Cleanup(&name);
+    let heap = Heap::create(&name, 1 << 16).unwrap();
+    let lock = Lock::new_in(&heap).unwrap();
+    // Two values behind one lock, the lock also published bare, a value's object
+    // published raw beside it, and an array under two keys: all legitimate sharing.
+    let a = synchronized_with(RawValue::new_in(&heap, 1u64).unwrap(), lock.clone());
+    let b = synchronized_with(RawValue::new_in(&heap, 2u64).unwrap(), lock.clone());
+    let arr = RawArray::from_slice_in(&heap, &[1u8, 2, 3]).unwrap();
+    heap.publish("a", &a).unwrap();
+    heap.publish("b", &b).unwrap();
+    heap.publish("lock", &lock).unwrap();
+    heap.publish("a-raw", a.get_obj()).unwrap();
+    heap.publish("arr", &arr).unwrap();
+    heap.publish("arr-again", &arr).unwrap();
+    let opened = Heap::open(&name).unwrap();
+    let a2: Value<u64, Lock> = opened.lookup("a").unwrap();
+    let b2: Value<u64, Lock> = opened.lookup("b").unwrap();
+    assert!(a2.get_lock() == b2.get_lock());
+    assert_eq!(opened.lookup::<RawValue<u64>>("a-raw").unwrap().get(), 1);
+    assert_eq!(
+        opened.lookup::<RawArray<u8>>("arr-again").unwrap().to_vec(),
+        [1, 2, 3]
+    );
 }

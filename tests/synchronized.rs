@@ -4,13 +4,12 @@
 
 mod common;
 
-use std::ffi::c_char;
 use std::time::Duration;
 
-use common::{child_status, in_child};
+use common::{child_status, in_child, unique};
 use sharedctypes::{
-    copy, synchronized, synchronized_with, typecode, Array, Error, Heap, Lock, Process, RLock,
-    RawArray, RawValue, SharedStruct, Value,
+    copy, default_heap, synchronized, synchronized_with, typecode, Array, Error, Heap, Lock,
+    Process, RLock, RawArray, RawValue, SharedStruct, Value,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, SharedStruct)]
@@ -55,7 +54,7 @@ fn per_call_locking_makes_update_atomic_across_processes() {
         })
         .collect();
     for c in children {
-        assert!(c.join().unwrap().success());
+        c.join().unwrap();
     }
     assert_eq!(v.get(), 40_000);
 }
@@ -64,7 +63,7 @@ fn per_call_locking_makes_update_atomic_across_processes() {
 fn objects_sharing_one_lock() {
     let lock = Lock::new().unwrap();
     let a = Value::with_lock(1u8, lock.clone()).unwrap();
-    let s = Array::from_bytes_with_lock(b"abc", lock.clone()).unwrap();
+    let s: Array<u8, Lock> = Array::from_bytes_with_lock(b"abc", lock.clone()).unwrap();
     let b = Array::from_slice_with_lock(&[1.0f32, 2.0], lock.clone()).unwrap();
     let z = Array::<u16, _>::zeroed_with_lock(3, lock.clone()).unwrap();
     assert!(a.get_lock() == &lock && s.get_lock() == &lock);
@@ -73,11 +72,11 @@ fn objects_sharing_one_lock() {
     {
         let (a, b) = (a.clone(), b.clone());
         in_child(move || {
-            assert!(a.get_lock().try_acquire().is_none());
+            assert!(a.get_lock().try_acquire().is_err());
             assert!(b
                 .get_lock()
                 .acquire_timeout(Duration::from_millis(20))
-                .is_none());
+                .is_err());
         });
     }
     drop(g);
@@ -126,7 +125,7 @@ fn array_guard_holds_the_lock_for_many_accesses() {
             x.set(i as f64);
         }
         let a2 = a.clone();
-        in_child(move || assert!(a2.get_lock().try_acquire().is_none()));
+        in_child(move || assert!(a2.get_lock().try_acquire().is_err()));
     }
     let sum: f64 = a.lock().unwrap().iter().map(|x| x.get()).sum();
     assert_eq!(sum, 4950.0);
@@ -134,7 +133,7 @@ fn array_guard_holds_the_lock_for_many_accesses() {
 
 #[test]
 fn strings_under_the_lock() {
-    let s = Array::from_bytes(b"hello world").unwrap();
+    let s: Array<u8> = Array::from_bytes(b"hello world").unwrap(); // `u8`, not `c_char`
     assert_eq!(s.value(), b"hello world");
     {
         let s = s.clone();
@@ -264,19 +263,16 @@ fn handles_are_cheap_send_sync_clones() {
 fn cpython_test_value_and_getobj_getlock() {
     let i = Value::<typecode!('i')>::new(1 << 24).unwrap();
     let d = Value::<typecode!('d')>::new(3.625).unwrap();
-    let c = Value::<typecode!('c')>::new(b'x' as c_char).unwrap();
+    let c = Value::<typecode!('c')>::new(b'x').unwrap();
     {
         let (i, d, c) = (i.clone(), d.clone(), c.clone());
         in_child(move || {
             i.set(-(1 << 24));
             d.set(-4.25);
-            c.set(b'y' as c_char);
+            c.set(b'y');
         });
     }
-    assert_eq!(
-        (i.get(), d.get(), c.get()),
-        (-(1 << 24), -4.25, b'y' as c_char)
-    );
+    assert_eq!((i.get(), d.get(), c.get()), (-(1 << 24), -4.25, b'y'));
 
     // val1 = Value('i', 5); val1.get_lock(); val1.get_obj()
     let val1 = Value::new(5i32).unwrap();
@@ -333,7 +329,7 @@ fn cpython_test_sharedctypes_locked() {
     let arr =
         Array::from_slice_with_lock(&(0..10).map(f64::from).collect::<Vec<_>>(), lock.clone())
             .unwrap();
-    let string = Array::<c_char, _>::zeroed_with_lock(20, lock.clone()).unwrap();
+    let string = Array::<u8, _>::zeroed_with_lock(20, lock.clone()).unwrap();
     string.set_value(b"hello").unwrap();
     {
         let (x, y, z, foo, arr, string) = (
@@ -407,4 +403,76 @@ fn a_failed_constructor_allocates_nothing() {
     let v = Value::new_in(&heap, 1u32).unwrap();
     assert_eq!(v.get(), 1);
     assert!(v.get_lock().heap() == &heap);
+}
+
+#[test]
+fn with_lock_constructors_allocate_in_the_locks_heap() {
+    let heap = Heap::new(1 << 16).unwrap();
+    let lock = Lock::new_in(&heap).unwrap();
+    let rlock = RLock::new_in(&heap).unwrap();
+    let used = heap.used();
+
+    let v = Value::with_lock(5u32, lock.clone()).unwrap();
+    let z = Array::<i16, _>::zeroed_with_lock(4, rlock.clone()).unwrap();
+    let a = Array::from_slice_with_lock(&[1.5f64, 2.5], lock.clone()).unwrap();
+    let s = Array::from_bytes_with_lock(b"hi", rlock.clone()).unwrap();
+    let homes = [
+        v.get_obj().heap(),
+        z.get_obj().heap(),
+        a.get_obj().heap(),
+        s.get_obj().heap(),
+    ];
+    for (i, home) in homes.into_iter().enumerate() {
+        assert!(home == &heap, "object {i} is not in its lock's heap");
+        assert!(home != default_heap(), "object {i} is in the default heap");
+    }
+    // The lock's heap holds the four objects (4 + 8 + 16 + 2 bytes, with alignment).
+    assert!(heap.used() >= used + 30, "{} -> {}", used, heap.used());
+    assert_eq!(
+        (v.get(), z.to_vec(), a.to_vec()),
+        (5, vec![0; 4], vec![1.5, 2.5])
+    );
+    assert_eq!(s.value(), b"hi");
+}
+
+/// Removes a named heap when dropped, so that a failed test leaves nothing behind.
+struct Unlink<'a>(&'a str);
+
+impl Drop for Unlink<'_> {
+    fn drop(&mut self) {
+        let _ = Heap::unlink(self.0);
+    }
+}
+
+#[test]
+fn a_with_lock_pair_can_be_published_in_the_locks_named_heap() {
+    let name = unique("sct-with-lock");
+    let _unlink = Unlink(&name);
+    let heap = Heap::create(&name, 1 << 16).unwrap();
+    let lock = Lock::new_in(&heap).unwrap();
+    let n = Value::with_lock(7i64, lock.clone()).unwrap();
+    let s = Array::from_bytes_with_lock(b"hello", lock.clone()).unwrap();
+    let z = Array::<u32, _>::zeroed_with_lock(3, lock.clone()).unwrap();
+    heap.publish("n", &n).unwrap();
+    heap.publish("s", &s).unwrap();
+    heap.publish("z", &z).unwrap();
+
+    // Another mapping of the heap, as an unrelated program would open it.
+    let opened = Heap::open(&name).unwrap();
+    let n2: Value<i64, Lock> = opened.lookup("n").unwrap();
+    let s2: Array<u8, Lock> = opened.lookup("s").unwrap();
+    let z2: Array<u32, Lock> = opened.lookup("z").unwrap();
+    assert!(n2.get_lock() == s2.get_lock() && s2.get_lock() == z2.get_lock());
+    {
+        let (n2, s2, z2) = (n2.clone(), s2.clone(), z2.clone());
+        in_child(move || {
+            n2.update(|x| x * 6);
+            s2.set_value(b"HELLO").unwrap();
+            z2.set(2, 9).unwrap();
+        });
+    }
+    assert_eq!(
+        (n.get(), s.value(), z.to_vec()),
+        (42, b"HELLO".to_vec(), vec![0, 0, 9])
+    );
 }

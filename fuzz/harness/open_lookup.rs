@@ -1,35 +1,39 @@
-//! `Heap::open` on an arbitrary segment, then `lookup` of every handle kind under every
-//! key it lists, then use of whatever comes back, and a publish into the damaged heap.
+//! `Heap::open` on an arbitrary segment, then `lookup` of every handle kind (data,
+//! locks, coordination objects) under every key it lists, then use of whatever comes
+//! back, and a publish into the damaged heap.
 //!
 //! Input: one flags byte, then the segment's bytes, written to a fresh file in
 //! `/dev/shm` (as another process of the same user could write one):
 //! - bit 0: set the header's `total_len` to the segment's length, so that mutations
 //!   that insert or remove bytes still reach the directory;
-//! - bit 1: set the header's PID namespace to this process's, so that locks in a corpus
-//!   made on another machine are still handed out;
-//! - bit 2: replace every `TID!` in the segment with this thread's id, and every
-//!   `STAMP!!!` with its stamp (`tid << 32 | start time`, as a lock records its owner),
-//!   so that lock words can name a live owner: this very thread;
+//! - bit 1: set the header's PID and time namespaces to this process's, so that locks
+//!   in a corpus made on another machine are still handed out;
+//! - bit 2: replace every `TID!` in the segment with this thread's id, and every `ST!`
+//!   with its start time as a lock word records it (24 bits, in the word's top three
+//!   bytes), so that lock words can name a live owner: this very thread;
 //! - bit 3: wait for locks that are busy (`acquire_timeout` of a few liveness
 //!   intervals, instead of 0), so that waiters check owners and take over dead ones.
 //!
 //! Properties: nothing crashes, hangs or blocks (only `try_acquire` and bounded
 //! timeouts; a `Value`/`Array` with an `RLock` is read through its convenience calls
-//! only while this thread holds that lock); a `Lock` this thread holds is not handed
-//! out to it a second time, and is free again once released; what is published into
-//! the damaged heap reads back as written.
+//! only while this thread holds that lock; `Event`, `Semaphore` and `Condition` only
+//! through calls that return at once or time out at once, a `Barrier` only through its
+//! queries, `abort` and `reset`); a `Lock` this thread holds is not handed out to it a
+//! second time, and is free again once released; a `Semaphore` this thread took a
+//! unit from takes it back; what is published into the damaged heap reads back as
+//! written.
 
 use std::cell::Cell;
 use std::fmt::Debug;
 use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use sharedctypes::sync::CHECK_INTERVAL;
 use sharedctypes::{
-    copy_in, Array, Heap, Lock, LockResult, Publish, RLock, RawArray, RawValue, Shared,
-    SharedStruct, SharedType, Value,
+    copy_in, Array, Barrier, BoundedSemaphore, Condition, Event, Heap, Lock, Publish, RLock,
+    RawArray, RawValue, Semaphore, Shared, SharedStruct, SharedType, TryLockError, TryLockResult,
+    Value,
 };
 
 #[derive(Clone, Copy, Debug, SharedStruct)]
@@ -49,41 +53,46 @@ struct Record {
     tags: [[i8; 3]; 2],
 }
 
-/// The element type of byte strings (`from_bytes`, `value`, `raw`).
-type Byte = std::ffi::c_char;
-
-/// Offsets in the heap header (`sharedctypes/src/heap.rs`, `Header`).
+/// Offsets in the heap header (`sharedctypes/src/heap/mod.rs`, `Header`).
 const TOTAL_LEN_AT: usize = 16;
 const PID_NAMESPACE_AT: usize = 48;
+const TIME_NAMESPACE_AT: usize = 56;
 const HEADER_SIZE: usize = 128;
 /// Most keys tried per input: every kind is looked up under each.
 const MAX_KEYS: usize = 16;
 
 /// Whether `try_acquire` took the lock (with or without an `OwnerDied` report). The
 /// one place that knows what `try_acquire` returns.
-fn took<G>(r: &Option<LockResult<G>>) -> bool {
-    r.is_some()
+fn took<G>(r: &TryLockResult<G>) -> bool {
+    !matches!(r, Err(TryLockError::WouldBlock))
 }
 
-fn pid_namespace() -> u64 {
-    std::fs::metadata("/proc/self/ns/pid").map_or(0, |m| m.ino())
+/// The inode of `/proc/self/ns/<which>`, as a heap's header records it (`u64::MAX`
+/// for a kernel without time namespaces, 0 without `/proc`).
+fn namespace(which: &str) -> u64 {
+    match std::fs::metadata(format!("/proc/self/ns/{which}")) {
+        Ok(m) => m.ino(),
+        Err(_) if which == "time" && std::fs::metadata("/proc/self/ns/pid").is_ok() => u64::MAX,
+        Err(_) => 0,
+    }
 }
 
-/// This thread's id and its stamp as a lock records its owner: `tid << 32` | the low
-/// 32 bits of its start time (field 22 of `/proc/thread-self/stat`).
-fn me() -> (u32, u64) {
+/// This thread's id, and its start time as a lock word records it (bits 40..=63: the
+/// start time, field 22 of `/proc/thread-self/stat`, modulo 2^24, 0 made 1).
+fn me() -> (u32, [u8; 3]) {
     thread_local! {
-        static ME: (u32, u64) = {
-        // SAFETY: `gettid` has no preconditions.
-        let tid = unsafe { libc::gettid() } as u32;
-        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
-        let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-        let start: u64 = after_name
-            .split_ascii_whitespace()
-            .nth(19)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        (tid, u64::from(tid) << 32 | (start & 0xffff_ffff))
+        static ME: (u32, [u8; 3]) = {
+            // SAFETY: `gettid` has no preconditions.
+            let tid = unsafe { libc::gettid() } as u32;
+            let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+            let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+            let start: u32 = after_name
+                .split_ascii_whitespace()
+                .nth(19)
+                .and_then(|s| s.parse::<u64>().ok())
+                .map_or(0, |s| (s & 0xff_ffff) as u32);
+            let [a, b, c, _] = start.max(1).to_le_bytes();
+            (tid, [a, b, c])
         };
     }
     ME.with(|me| *me)
@@ -296,8 +305,7 @@ fn every_kind(heap: &Heap, key: &str) {
         raw_value(heap, v);
         record(v);
     });
-    try_kind::<RawArray<u8>>(heap, key, |a| raw_array(heap, a));
-    try_kind::<RawArray<Byte>>(heap, key, |a| {
+    try_kind::<RawArray<u8>>(heap, key, |a| {
         raw_array(heap, a);
         let _ = (a.value(), a.raw());
         let _ = a.set_raw(&a.raw());
@@ -314,8 +322,7 @@ fn every_kind(heap: &Heap, key: &str) {
         record(v.get_obj());
     });
     try_kind::<Array<u16, Lock>>(heap, key, |a| array_lock(heap, a));
-    try_kind::<Array<u8>>(heap, key, |a| array_rlock(heap, a));
-    try_kind::<Array<Byte>>(heap, key, |a| {
+    try_kind::<Array<u8>>(heap, key, |a| {
         array_rlock(heap, a);
         holding(a.get_lock(), || {
             let _ = (a.value(), a.raw());
@@ -327,6 +334,81 @@ fn every_kind(heap: &Heap, key: &str) {
     });
     try_kind::<Lock>(heap, key, lock);
     try_kind::<RLock>(heap, key, rlock);
+    try_kind::<Event>(heap, key, event);
+    try_kind::<Semaphore>(heap, key, |s| {
+        semaphore(s.try_acquire(), || s.release(), || s.value());
+        let _ = format!("{s:?}");
+    });
+    try_kind::<BoundedSemaphore>(heap, key, |s| {
+        semaphore(s.try_acquire(), || s.release(), || s.value());
+        let _ = format!("{s:?}");
+    });
+    try_kind::<Barrier>(heap, key, barrier);
+    try_kind::<Condition>(heap, key, condition);
+}
+
+fn event(e: &Event) {
+    let was = e.is_set();
+    // Another process may change it at any moment; none does here.
+    assert_eq!(
+        e.wait_timeout(Duration::ZERO),
+        was,
+        "wait(0) disagrees with is_set"
+    );
+    e.set();
+    assert!(e.is_set(), "a set Event is not set");
+    assert!(
+        e.wait_timeout(Duration::ZERO),
+        "wait on a set Event times out"
+    );
+    e.clear();
+    assert!(!e.is_set(), "a cleared Event is set");
+    assert!(
+        !e.wait_timeout(Duration::ZERO),
+        "wait on a cleared Event succeeds"
+    );
+    let _ = format!("{e:?}");
+}
+
+/// A unit taken (`took`) goes back with `release`, whatever the count said.
+fn semaphore(took: bool, release: impl Fn() -> sharedctypes::Result<()>, value: impl Fn() -> u32) {
+    let before = value();
+    if took {
+        if let Err(e) = release() {
+            panic!("a unit taken from a semaphore (value {before}) cannot go back: {e}");
+        }
+    } else {
+        // Full or damaged: a release may be refused (`SemaphoreOverflow`), never panic.
+        let _ = release().map_err(|e| e.to_string());
+    }
+    let _ = value();
+}
+
+/// Never waits: a damaged barrier may claim any number of waiters.
+fn barrier(b: &Barrier) {
+    let _ = (b.parties(), b.n_waiting(), b.is_broken());
+    b.abort();
+    assert!(b.is_broken(), "an aborted Barrier is not broken");
+    assert_eq!(b.n_waiting(), 0, "a broken Barrier has waiters");
+    b.reset();
+    let _ = (b.n_waiting(), b.is_broken());
+    let _ = format!("{b:?}");
+}
+
+/// Notifies, and waits with a zero timeout under a lock of this process's own.
+fn condition(c: &Condition) {
+    c.notify_all();
+    c.notify_one();
+    let _ = c.notify(3);
+    if let Ok(lock) = Lock::new_in(c.heap()) {
+        if let Ok(g) = lock.acquire() {
+            match c.wait_timeout(g, Duration::ZERO) {
+                Ok((g, _)) => drop(g),
+                Err(died) => drop(died.into_inner()),
+            }
+        }
+    }
+    let _ = format!("{c:?}");
 }
 
 /// Allocates and publishes in the damaged heap; what was published reads back.
@@ -347,30 +429,24 @@ fn publish(heap: &Heap) {
     }
 }
 
-/// Runs one input; panics on a broken property. Checks aliasing too when the
-/// environment variable `SHAREDCTYPES_FUZZ_ALIASING` is set (see
-/// [`run_checking_aliasing`]). Returns how many handles `lookup` gave out (0 when the
-/// segment did not open), so that a regression test can tell it still reaches them.
-pub fn run(data: &[u8]) -> usize {
-    static ALIASING: OnceLock<bool> = OnceLock::new();
-    let aliasing =
-        *ALIASING.get_or_init(|| std::env::var_os("SHAREDCTYPES_FUZZ_ALIASING").is_some());
-    run_with(data, aliasing)
+/// How far an input got, so that a regression test can tell that an input still
+/// reaches what it is about: whether the segment opened, how many keys it listed (and
+/// were tried, at most [`MAX_KEYS`]) and how many handles `lookup` gave out.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reached {
+    pub opened: bool,
+    pub keys: usize,
+    pub found: usize,
 }
 
-/// [`run`], and also: after every object that `lookup` handed out was overwritten,
-/// the heap still has the same keys and still opens. That fails while `open`/`lookup`
-/// accept objects that overlap the header, a directory entry or a lock (issue 9,
-/// item 4), hence not on by default yet.
-#[allow(dead_code)] // used by the regression tests only
-pub fn run_checking_aliasing(data: &[u8]) -> usize {
-    run_with(data, true)
-}
-
-fn run_with(data: &[u8], aliasing: bool) -> usize {
+/// Runs one input; panics on a broken property, among them: after every object that
+/// `lookup` handed out was overwritten, the heap still has the same keys and still
+/// opens (`open`/`lookup` refuse objects that overlap the header, a directory entry or
+/// a lock: issue 9, item 4).
+pub fn run(data: &[u8]) -> Reached {
     FOUND.with(|n| n.set(0));
     let Some((&flags, segment)) = data.split_first() else {
-        return 0;
+        return Reached::default();
     };
     WAIT.with(|w| w.set(flags & 8 != 0));
     let mut segment = segment.to_vec();
@@ -380,35 +456,39 @@ fn run_with(data: &[u8], aliasing: bool) -> usize {
             segment[TOTAL_LEN_AT..TOTAL_LEN_AT + 8].copy_from_slice(&len.to_ne_bytes());
         }
         if flags & 2 != 0 {
-            let ns = pid_namespace();
-            segment[PID_NAMESPACE_AT..PID_NAMESPACE_AT + 8].copy_from_slice(&ns.to_ne_bytes());
+            for (at, which) in [(PID_NAMESPACE_AT, "pid"), (TIME_NAMESPACE_AT, "time")] {
+                segment[at..at + 8].copy_from_slice(&namespace(which).to_ne_bytes());
+            }
         }
     }
     if flags & 4 != 0 {
-        let (tid, stamp) = me();
-        replace_all(&mut segment, b"STAMP!!!", &stamp.to_ne_bytes());
+        let (tid, start) = me();
+        replace_all(&mut segment, b"ST!", &start);
         replace_all(&mut segment, b"TID!", &tid.to_ne_bytes());
     }
     let segment = Segment::new(&segment);
     let Ok(heap) = Heap::open(&segment.name) else {
-        return 0;
+        return Reached::default();
     };
     let keys = heap.keys();
-    for key in keys.iter().flatten().take(MAX_KEYS) {
+    let tried: Vec<&String> = keys.iter().flatten().take(MAX_KEYS).collect();
+    for key in &tried {
         every_kind(&heap, key);
     }
-    if aliasing {
-        let after = heap.keys();
-        assert!(
-            after.as_ref().ok() == keys.as_ref().ok(),
-            "writes through handles changed the directory: {keys:?}, then {after:?}"
-        );
-        if let Err(e) = Heap::open(&segment.name) {
-            panic!("writes through handles damaged the heap: {e}");
-        }
+    let after = heap.keys();
+    assert!(
+        after.as_ref().ok() == keys.as_ref().ok(),
+        "writes through handles changed the directory: {keys:?}, then {after:?}"
+    );
+    if let Err(e) = Heap::open(&segment.name) {
+        panic!("writes through handles damaged the heap: {e}");
     }
     drop(segment);
     publish(&heap);
     let _ = format!("{heap:?}");
-    FOUND.with(Cell::get)
+    Reached {
+        opened: true,
+        keys: tried.len(),
+        found: FOUND.with(Cell::get),
+    }
 }

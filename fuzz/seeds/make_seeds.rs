@@ -12,8 +12,8 @@ use std::path::Path;
 
 use sharedctypes::__fuzz::DecodedLayout;
 use sharedctypes::{
-    synchronized_with, Array, Heap, Lock, Process, RLock, RawArray, RawValue, Result, SharedStruct,
-    SharedType, TypeLayout, Value,
+    synchronized_with, Array, Barrier, BoundedSemaphore, Condition, Event, Heap, Lock, Process,
+    RLock, RawArray, RawValue, Result, Semaphore, SharedStruct, SharedType, TypeLayout, Value,
 };
 
 // The same types as in `fuzz_targets/open_lookup.rs` and `layout_decode.rs`.
@@ -50,8 +50,8 @@ struct RecordV2 {
 #[repr(C)]
 struct Pair(u8, i64);
 
-/// The flags byte of `open_lookup` seeds: fix `total_len`, adopt our PID namespace,
-/// substitute `TID!`/`STAMP!!!`.
+/// The flags byte of `open_lookup` seeds: fix `total_len`, adopt our PID and time
+/// namespaces, substitute `TID!`/`ST!`.
 const FLAGS: u8 = 0b111;
 
 const RECORD: Record = Record {
@@ -70,8 +70,12 @@ fn tid() -> u32 {
     unsafe { libc::gettid() as u32 }
 }
 
-/// As `open_lookup::stamp`: how a lock records this thread as its owner.
-fn stamp() -> u64 {
+/// The bits of a lock word that name its owner (`sync/raw_lock.rs`): the TID (bits
+/// 0..=29), "start unknown" (bit 39) and the start time (bits 40..=63).
+const OWNER_MASK: u64 = 0xffff_ff80_3fff_ffff;
+
+/// As `open_lookup::me`: how a lock word records this thread as its owner.
+fn owner() -> u64 {
     let stat = fs::read_to_string("/proc/thread-self/stat").expect("/proc is mounted");
     let (_, rest) = stat.rsplit_once(')').expect("a stat line");
     let start: u64 = rest
@@ -79,7 +83,30 @@ fn stamp() -> u64 {
         .nth(19)
         .and_then(|s| s.parse().ok())
         .expect("field 22 is the start time");
-    u64::from(tid()) << 32 | (start & 0xffff_ffff)
+    u64::from(tid()) | (start & 0xff_ffff).max(1) << 40
+}
+
+/// Makes every lock word this thread owns name `TID!` and `ST!` instead (keeping the
+/// generation, in byte 4); returns how many.
+fn placeholder_owners(bytes: &mut [u8]) -> usize {
+    let me = owner();
+    let mut count = 0;
+    for word in bytes.chunks_exact_mut(8) {
+        let w = u64::from_ne_bytes(word.try_into().expect("8 bytes"));
+        if w & OWNER_MASK == me {
+            word[..4].copy_from_slice(b"TID!");
+            word[5..].copy_from_slice(b"ST!");
+            count += 1;
+        }
+    }
+    count
+}
+
+/// Where `pattern` first occurs in `bytes`, `?` matching any byte.
+fn find(bytes: &[u8], pattern: &[u8]) -> Option<usize> {
+    bytes
+        .windows(pattern.len())
+        .position(|w| w.iter().zip(pattern).all(|(&b, &p)| p == b'?' || b == p))
 }
 
 fn replace_all(bytes: &mut [u8], pattern: &[u8], with: &[u8]) -> usize {
@@ -134,14 +161,15 @@ fn segment(capacity: usize, placeholders: bool, fill: impl FnOnce(&Heap) -> Resu
     fill(&heap).expect("fill a seed heap");
     let mut bytes = fs::read(format!("/dev/shm{name}")).expect("read the segment back");
     drop(heap); // removes the name
-                // Keep what was allocated and a little room to allocate more: the fuzzer need not
-                // mutate kilobytes of zeros. `total_len` (at 16) follows.
+
+    // Keep what was allocated and a little room to allocate more: the fuzzer need not
+    // mutate kilobytes of zeros. `total_len` (at 16) follows.
     let cursor = u64::from_ne_bytes(bytes[24..32].try_into().expect("8 bytes"));
     bytes.truncate(cursor as usize + 64);
     let total = bytes.len() as u64;
     bytes[16..24].copy_from_slice(&total.to_ne_bytes());
     if placeholders {
-        assert!(replace_all(&mut bytes, &stamp().to_ne_bytes(), b"STAMP!!!") > 0);
+        assert!(placeholder_owners(&mut bytes) > 0);
         // The header's creator pid is this thread's id too: it becomes `TID!` as well.
         assert!(replace_all(&mut bytes, &tid().to_ne_bytes(), b"TID!") > 0);
     }
@@ -171,11 +199,11 @@ fn open_lookup() {
     seeds.add("raw-bytes", &raw_bytes);
 
     // Issue 9, item 4: the entry's object moved onto the entry itself, so writes to the
-    // array overwrite the directory (`open_lookup::run_checking_aliasing` notices).
+    // array would overwrite the directory (`open_lookup::run_checking_aliasing` notices).
     let mut aliased = raw_bytes.clone();
-    let at = |offset: usize| 1 + offset; // behind the flags byte
-    let entry = u64::from_ne_bytes(aliased[at(40)..at(48)].try_into().expect("8 bytes"));
-    let object = at(entry as usize + 16); // `EntryHeader::object`
+    let tag = find(&aliased, b"SCDE").expect("a directory entry"); // `EntryHeader::tag`
+    let entry = tag as u64 - 1; // behind the flags byte
+    let object = tag + 16; // `EntryHeader::object`
     aliased[object..object + 8].copy_from_slice(&entry.to_ne_bytes());
     finding("object-over-its-entry", &aliased);
     seeds.add(
@@ -283,9 +311,10 @@ fn open_lookup() {
 
     // Found with this harness: an RLock that this thread holds `u32::MAX` deep (its
     // count set by hand), which made `try_acquire` panic.
+    // (`RawLock`: the word, then the count.)
     let mut at_max = held.clone();
-    let count = |n: u32| [&b"TID!"[..], &n.to_ne_bytes(), b"STAMP!!!"].concat();
-    assert_eq!(replace_all(&mut at_max, &count(3), &count(u32::MAX)), 1);
+    let rlock_at = find(&at_max, b"TID!?ST!\x03\0\0\0").expect("the RLock, 3 deep");
+    at_max[rlock_at + 8..rlock_at + 12].copy_from_slice(&u32::MAX.to_ne_bytes());
     finding("rlock-count-at-max", &at_max);
 
     // Locks whose holder died holding them.
@@ -302,6 +331,62 @@ fn open_lookup() {
             .join()?;
             h.publish("lock", &lock)?;
             h.publish("v", &value)
+        }),
+    );
+
+    // Coordination objects, one each, then all at once in a state other than new.
+    seeds.add(
+        "event",
+        &segment(1024, false, |h| h.publish("ev", &Event::new_in(h)?)),
+    );
+    seeds.add(
+        "semaphore",
+        &segment(1024, false, |h| h.publish("sem", &Semaphore::new_in(h, 2)?)),
+    );
+    seeds.add(
+        "bounded-semaphore",
+        &segment(1024, false, |h| {
+            h.publish("bsem", &BoundedSemaphore::new_in(h, 1)?)
+        }),
+    );
+    seeds.add(
+        "barrier",
+        &segment(1024, false, |h| h.publish("bar", &Barrier::new_in(h, 3)?)),
+    );
+    seeds.add(
+        "condition",
+        &segment(4096, false, |h| h.publish("cond", &Condition::new_in(h)?)),
+    );
+    seeds.add(
+        "coordination",
+        &segment(8192, false, |h| {
+            let event = Event::new_in(h)?;
+            event.set();
+            h.publish("ev", &event)?;
+            let sem = Semaphore::new_in(h, 1)?;
+            assert!(sem.try_acquire());
+            h.publish("sem", &sem)?;
+            let bsem = BoundedSemaphore::new_in(h, 2)?;
+            assert!(bsem.try_acquire());
+            h.publish("bsem", &bsem)?;
+            let barrier = Barrier::new_in(h, 2)?;
+            barrier.abort();
+            h.publish("bar", &barrier)?;
+            h.publish("cond", &Condition::new_in(h)?)?;
+            h.publish("lock", &Lock::new_in(h)?)
+        }),
+    );
+
+    // Keys unpublished: tombstones in the directory's table.
+    seeds.add(
+        "unpublished",
+        &segment(2048, false, |h| {
+            for i in 0..6u32 {
+                h.publish(&format!("k{i}"), &RawValue::new_in(h, i)?)?;
+            }
+            h.unpublish("k1")?;
+            h.unpublish("k4")?;
+            h.publish("k1", &Value::new_in(h, 1.5f64)?)
         }),
     );
 

@@ -2,6 +2,7 @@
 
 use proc_macro2::{Ident, Span};
 use syn::ext::IdentExt;
+use syn::spanned::Spanned;
 use syn::{Data, DeriveInput, Fields, Generics, Member, Type, Visibility};
 
 use crate::repr::Repr;
@@ -32,6 +33,8 @@ pub(crate) struct Field<'a> {
     pub name: String,
     pub vis: &'a Visibility,
     pub ty: &'a Type,
+    /// Where errors about the field point: its name, or its type for a tuple field.
+    pub span: Span,
 }
 
 impl<'a> Input<'a> {
@@ -69,6 +72,7 @@ impl<'a> Input<'a> {
                     name: ident.unraw().to_string(),
                     vis: &f.vis,
                     ty: &f.ty,
+                    span: ident.span(),
                 },
                 None => Field {
                     member: Member::Unnamed(syn::Index {
@@ -78,6 +82,7 @@ impl<'a> Input<'a> {
                     name: i.to_string(),
                     vis: &f.vis,
                     ty: &f.ty,
+                    span: f.ty.span(),
                 },
             })
             .collect();

@@ -179,11 +179,20 @@ fn expand(input: &Input<'_>) -> TokenStream {
         }
     });
 
-    // Layout checks: `Fields` is provably the same memory as the struct.
+    // Layout checks: `Fields` is provably the same memory as the struct. The messages
+    // name the likely cause: a `repr` the derive could not see, added by an attribute
+    // macro written after `#[derive(SharedStruct)]` (which expands after it).
+    let unseen = format!(
+        "`{name}` has a `repr` that `#[derive(SharedStruct)]` did not see, probably \
+         `packed` or `align(N)` added by an attribute macro written after the derive \
+         (such a macro expands after it); write that macro before the derive, and do not \
+         pack a shared struct"
+    );
     let offset_checks = input.fields.iter().map(|f| {
         let member = &f.member;
         let msg = format!(
-            "sharedctypes: field `{}` of `{name}Fields` is not at the offset of `{name}`'s",
+            "sharedctypes: field `{}` of `{name}Fields` is not at the offset of `{name}`'s; \
+             {unseen}",
             f.name
         );
         quote! {
@@ -194,8 +203,9 @@ fn expand(input: &Input<'_>) -> TokenStream {
             );
         }
     });
-    let size_msg = format!("sharedctypes: `{name}Fields` and `{name}` differ in size");
-    let align_msg = format!("sharedctypes: `{name}Fields` and `{name}` differ in alignment");
+    let size_msg = format!("sharedctypes: `{name}Fields` and `{name}` differ in size; {unseen}");
+    let align_msg =
+        format!("sharedctypes: `{name}Fields` and `{name}` differ in alignment; {unseen}");
     let layout_check = quote! {{
         #p::core::assert!(
             #p::core::mem::size_of::<#self_ty>() == #p::core::mem::size_of::<#fields_ty>(),
@@ -207,12 +217,36 @@ fn expand(input: &Input<'_>) -> TokenStream {
         );
         #(#offset_checks)*
     }};
-    // Non-generic structs are checked where they are defined; generic ones when first
-    // used (`Shared<S>`'s `Deref` evaluates `__LAYOUT_CHECK`).
-    let eager_check = generics
-        .params
-        .is_empty()
-        .then(|| quote!(const _: () = #layout_check;));
+    // A non-generic struct is checked where it is defined. A generic one is checked for
+    // each instantiation that is used: `LAYOUT`, `__load`, `__store` and `Shared<S>`'s
+    // `Deref` each evaluate `__LAYOUT_CHECK` (a post-monomorphization error: `cargo
+    // build` reports it, `cargo check` may not).
+    let (eager_check, check_this_instantiation) = if generics.params.is_empty() {
+        (quote!(const _: () = #layout_check;), quote!())
+    } else {
+        (
+            quote!(),
+            quote!(let () = <Self as #p::SharedStruct>::__LAYOUT_CHECK;),
+        )
+    };
+
+    // Every field, borrowed in place, in a function that is never called. A reference
+    // to a field of a packed struct is a hard error (E0793) unless the field's
+    // alignment is known not to exceed the packing, so a `#[repr(packed)]` that the
+    // derive cannot see (see above) fails to compile at the offending field, for
+    // generic structs too and under `cargo check`. A packing that moves no field (all
+    // fields of alignment 1, or `packed(2)` around `u16`s) compiles: the layout is then
+    // that of `repr(C)`, every field aligned.
+    let field_refs = input.fields.iter().map(|f| {
+        let member = match &f.member {
+            Member::Named(id) => Member::Named(id.clone()),
+            Member::Unnamed(i) => Member::Unnamed(syn::Index {
+                index: i.index,
+                span: f.span,
+            }),
+        };
+        quote_spanned!(f.span=> let _ = &__shared_struct.#member;)
+    });
 
     let members: Vec<_> = input.fields.iter().map(|f| &f.member).collect();
     let tys: Vec<_> = input.fields.iter().map(|f| f.ty).collect();
@@ -232,21 +266,35 @@ fn expand(input: &Input<'_>) -> TokenStream {
         const _: () = {
             #[automatically_derived]
             #[allow(clippy::undocumented_unsafe_blocks)]
-            // SAFETY: `valid` rejected pointer-like fields, the bounds require every field
-            // to be `SharedType`, and `repr(C)` (checked) fixes the layout; loads and stores
-            // go field by field through the fields' own impls.
+            // SAFETY:
+            // - no pointer, no resource, every bit pattern valid: the bounds require
+            //   every field type to be `SharedType`, which promises both, and padding
+            //   bytes are never read (`valid` rejecting pointer types by name only
+            //   gives a better message);
+            // - loads and stores go field by field through the fields' own impls, at
+            //   `addr_of!((*src).field)`; each field is aligned within an aligned
+            //   `Self` because `__fields_must_be_aligned` (E0793) rejects any packing
+            //   that could misalign one (`repr(C)` itself is checked only by syntax);
+            // - `LAYOUT` is computed from `size_of`, `align_of` and `offset_of!` of
+            //   `Self`, so it describes `Self` whatever its `repr`.
             #unsafe_impl #impl_generics #shared_type for #self_ty #where_all {
-                const LAYOUT: #p::TypeLayout = #p::TypeLayout::structure(
-                    #name,
-                    #p::core::mem::size_of::<#self_ty>(),
-                    #p::core::mem::align_of::<#self_ty>(),
-                    &[#(#field_layouts,)*],
-                );
+                const LAYOUT: #p::TypeLayout = {
+                    #check_this_instantiation
+                    #p::TypeLayout::structure(
+                        #name,
+                        #p::core::mem::size_of::<#self_ty>(),
+                        #p::core::mem::align_of::<#self_ty>(),
+                        &[#(#field_layouts,)*],
+                    )
+                };
 
                 #[inline]
                 unsafe fn __load(src: *const Self) -> Self {
-                    // SAFETY: the caller guarantees `src` is valid and aligned for `Self`,
-                    // so each field's address is valid and aligned for the field.
+                    #check_this_instantiation
+                    // SAFETY: the caller guarantees `src` is valid and aligned for `Self`
+                    // (and accessed only atomically); every field is aligned within an
+                    // aligned `Self` (see the impl's SAFETY), so each field's address is
+                    // valid and aligned for the field.
                     unsafe {
                         Self {
                             #(#members: <#tys as #p::SharedType>::__load(
@@ -258,6 +306,7 @@ fn expand(input: &Input<'_>) -> TokenStream {
 
                 #[inline]
                 unsafe fn __store(dst: *mut Self, value: Self) {
+                    #check_this_instantiation
                     let _ = &value;
                     // SAFETY: as in `__load`, for writes.
                     unsafe {
@@ -270,9 +319,12 @@ fn expand(input: &Input<'_>) -> TokenStream {
             }
 
             #[automatically_derived]
-            // SAFETY: `Fields` is `repr(C)` with one `Shared<F>` (layout of `F`) per field,
-            // in the same order, with the same `align`; `__LAYOUT_CHECK` proves size,
-            // alignment and every offset equal.
+            // SAFETY: `Fields` is `repr(C)` with one `Shared<F>` (the layout of `F`) per
+            // field, in the same order, with the same `align`; `__LAYOUT_CHECK` asserts
+            // that size, alignment and every field offset are equal. It is evaluated
+            // here for a non-generic struct, and for each instantiation of a generic one
+            // by every path that reinterprets or accesses its memory (`Deref`, `__load`,
+            // `__store`, `LAYOUT`), so no such path compiles for a differing layout.
             #unsafe_impl #impl_generics #shared_struct for #self_ty #where_all {
                 type Fields = #fields_ty;
                 const __LAYOUT_CHECK: () = #layout_check;
@@ -281,6 +333,12 @@ fn expand(input: &Input<'_>) -> TokenStream {
             #eager_check
 
             #field_checks
+
+            fn __fields_must_be_aligned #impl_generics (__shared_struct: &#self_ty)
+            where #(#base,)*
+            {
+                #(#field_refs)*
+            }
 
             fn __shared_struct_must_be_copy<__T: #p::core::marker::Copy>() {}
 

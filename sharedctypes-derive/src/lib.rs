@@ -45,7 +45,7 @@ use proc_macro::TokenStream;
 ///         a[0].x.update(|x| x * x); // `a[0]` is a `Shared<Point>`, `.x` a `Shared<f64>`
 ///     })?
 /// };
-/// assert!(child.join()?.success());
+/// child.join()?;
 /// assert_eq!(a[0].get(), Point { x: 2.25, y: -2.0 });
 /// # Ok::<(), sharedctypes::Error>(())
 /// ```
@@ -71,8 +71,13 @@ use proc_macro::TokenStream;
 ///   visibility, generics and `align(N)` as `Name`, holding one `Shared<F>` cell per
 ///   field, with the same names (or positions) and in the same order;
 /// - compile-time checks that `<Name>Fields` has the size, the alignment and every field
-///   offset of `Name`. They run where a non-generic struct is defined, and when a
-///   generic one is first used through `Shared<Name<…>>`.
+///   offset of `Name`. They run where a non-generic struct is defined; for a generic
+///   one, for each instantiation that is read, written, reached through
+///   `Shared<Name<…>>` or described by `LAYOUT` — when that code is monomorphized, so
+///   `cargo build` reports a failure and `cargo check` may not;
+/// - a function, never called, that borrows every field: a reference to a field of a
+///   packed struct is a compile error (E0793) wherever packing could misalign it, so a
+///   `#[repr(packed)]` the derive cannot see (below) is still refused, generic or not.
 ///
 /// **Field visibility.** Each cell in `<Name>Fields` has the visibility of its field in
 /// `Name`, not `pub`: shared memory must not open a field that the struct keeps
@@ -122,6 +127,16 @@ use proc_macro::TokenStream;
 /// - A struct without `#[repr(C)]` (also with `#[repr(Rust)]`), with
 ///   `#[repr(packed)]` or `#[repr(transparent)]`, or with lifetime parameters; enums
 ///   and unions.
+/// - A `#[repr(packed)]` or `#[repr(align(N))]` added by an attribute macro written
+///   *after* `#[derive(SharedStruct)]`: such a macro expands after the derive, which
+///   never sees what it adds, so the derive cannot name the problem itself. The
+///   compiler reports a packing that could misalign a field as E0793, "reference to
+///   field of packed struct is unaligned", at that field (ignore its advice about
+///   unaligned reads: shared fields are accessed atomically, which needs alignment),
+///   and a layout that differs from `<Name>Fields` with a message naming the likely
+///   cause. A packing that moves no field (every field of alignment 1, or
+///   `packed(N)` around fields of alignment at most `N`) leaves `repr(C)`'s layout and
+///   is accepted. Write such a macro before the derive, and it sees the `repr`.
 ///
 /// Pointer types are recognised by name, before the compiler resolves them: a type of
 /// your own named `String`, or a generic one named `Box`, `Vec`, `Rc`, `Arc` or

@@ -1,5 +1,9 @@
 //! Checks on the model: `repr(C)`, no lifetimes, no pointer-like field types.
 //!
+//! These checks see the attributes as written: a `repr` that an attribute macro adds
+//! after the derive ran is invisible here, and is caught by the code `expand`
+//! generates (the field borrows and the layout assertions), not by these checks.
+//!
 //! Pointer-like types are recognised by their syntax, so that the message can name
 //! the field and the kind of pointer, and say what to store instead. Every other type
 //! is checked by the compiler against `SharedType` (see `expand`), whose

@@ -19,13 +19,15 @@
 use std::fmt;
 
 /// A primitive's kind. `c_char`/`c_long` are aliases and compare as their underlying
-/// types; `usize`/`isize` are distinct from the fixed-width integers.
+/// types; `usize`/`isize` are distinct from the fixed-width integers. Typecode `'c'`
+/// is `u8` on every platform, so its layout is [`U8`](Primitive::U8).
 ///
 /// ```
 /// use std::ffi::c_long;
-/// use sharedctypes::{LayoutKind, Primitive, SharedType};
+/// use sharedctypes::{typecode, LayoutKind, Primitive, SharedType};
 ///
 /// assert_eq!(f64::LAYOUT.kind, LayoutKind::Primitive(Primitive::F64));
+/// assert_eq!(<typecode!('c')>::LAYOUT.kind, LayoutKind::Primitive(Primitive::U8));
 /// // `c_long` is an alias (of `i64` on 64-bit Linux): its layout is its alias's.
 /// let alias = if std::mem::size_of::<c_long>() == 8 { i64::LAYOUT } else { i32::LAYOUT };
 /// assert_eq!(c_long::LAYOUT, alias);
@@ -34,7 +36,7 @@ use std::fmt;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Primitive {
-    /// `i8` (and `c_char` where it is signed).
+    /// `i8` (and `c_char` where it is signed, as on x86-64).
     I8,
     /// `i16`.
     I16,
@@ -46,7 +48,7 @@ pub enum Primitive {
     I128,
     /// `isize`: distinct from the fixed-width integers.
     Isize,
-    /// `u8` (and `c_char` where it is unsigned).
+    /// `u8`: typecode `'c'` (a byte), and `c_char` where it is unsigned.
     U8,
     /// `u16`.
     U16,

@@ -1,7 +1,6 @@
 //! Raw shared objects (no lock): [`RawValue`] and [`RawArray`], Python's `RawValue` and
 //! `RawArray`, and [`copy`].
 
-use std::ffi::c_char;
 use std::fmt;
 use std::ops::Deref;
 use std::ptr::NonNull;
@@ -24,7 +23,7 @@ use crate::shared::{Shared, SharedType};
 ///     let x = x.clone();
 ///     Process::spawn(move || { x.update(|v| v * v); })?
 /// };
-/// assert!(child.join()?.success());
+/// child.join()?;
 /// assert_eq!(x.get(), 1.0 / 9.0);
 /// # Ok::<(), sharedctypes::Error>(())
 /// ```
@@ -75,8 +74,10 @@ impl<T: SharedType> RawValue<T> {
     /// ```
     pub fn new_in(heap: &Heap, init: T) -> Result<Self> {
         let value = Self::zeroed_in(heap)?;
-        // SAFETY: the memory was just allocated: valid and aligned for `T`, and no other
-        // thread or process holds a handle to it yet, so a plain write cannot race.
+        // SAFETY: the memory was just allocated: valid and aligned for `T`, and no handle
+        // to it exists yet in this process or another (the heap hands a block out only
+        // while nothing refers to it), so a plain write cannot race with an access
+        // through a handle.
         unsafe { value.ptr.as_ptr().cast::<T>().write(init) };
         Ok(value)
     }
@@ -256,8 +257,9 @@ impl<T: SharedType> RawArray<T> {
     pub fn from_slice_in(heap: &Heap, init: &[T]) -> Result<Self> {
         let array = Self::zeroed_in(heap, init.len())?;
         // SAFETY: the destination was just allocated in `heap` for `init.len()` elements,
-        // aligned, and cannot overlap `init` (a borrowed slice living elsewhere); no other
-        // thread or process holds a handle to it yet, so a plain copy cannot race.
+        // aligned, and cannot overlap `init` (a borrowed slice living elsewhere); no
+        // handle to it exists yet (as in `RawValue::new_in`), so a plain copy cannot race
+        // with an access through a handle.
         unsafe { heap.copy_to_fresh(array.ptr.as_ptr().cast::<T>(), init) };
         Ok(array)
     }
@@ -407,8 +409,8 @@ impl<T: SharedType + fmt::Debug> fmt::Debug for RawArray<T> {
 /// assert!(s.set_value(b"far too long for this array").is_err());
 /// # Ok::<(), sharedctypes::Error>(())
 /// ```
-impl RawArray<c_char> {
-    /// A `c_char` array in the default heap holding `bytes` (no terminator added).
+impl RawArray<u8> {
+    /// A byte array in the default heap holding a copy of `bytes` (no terminator added).
     ///
     /// ```
     /// let s = sharedctypes::RawArray::from_bytes(b"hi")?;
@@ -429,7 +431,7 @@ impl RawArray<c_char> {
     /// # Ok::<(), sharedctypes::Error>(())
     /// ```
     pub fn from_bytes_in(heap: &Heap, bytes: &[u8]) -> Result<Self> {
-        Self::from_slice_in(heap, bytes_as_chars(bytes))
+        Self::from_slice_in(heap, bytes)
     }
 
     /// The bytes up to the first NUL (all of them if there is none).
@@ -492,31 +494,24 @@ impl RawArray<c_char> {
     }
 }
 
-/// `&[u8]` as `&[c_char]` (the same size and alignment; every bit pattern valid).
-pub(crate) fn bytes_as_chars(bytes: &[u8]) -> &[c_char] {
-    // SAFETY: `c_char` is `i8` or `u8`: the same size and alignment as `u8`, valid for
-    // every bit pattern; the result borrows the same memory for the same lifetime.
-    unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<c_char>(), bytes.len()) }
-}
-
-/// Python's byte-string semantics over `[Shared<c_char>]`, shared by `RawArray` and
+/// Python's byte-string semantics over `[Shared<u8>]`, shared by `RawArray` and
 /// `Array`'s guard.
 pub(crate) mod bytes {
     use super::*;
 
-    pub(crate) fn value(cells: &[Shared<c_char>]) -> Vec<u8> {
+    pub(crate) fn value(cells: &[Shared<u8>]) -> Vec<u8> {
         cells
             .iter()
-            .map(|c| c.get() as u8)
+            .map(Shared::get)
             .take_while(|&b| b != 0)
             .collect()
     }
 
-    pub(crate) fn raw(cells: &[Shared<c_char>]) -> Vec<u8> {
-        cells.iter().map(|c| c.get() as u8).collect()
+    pub(crate) fn raw(cells: &[Shared<u8>]) -> Vec<u8> {
+        load_vec(cells)
     }
 
-    pub(crate) fn set_value(cells: &[Shared<c_char>], value: &[u8]) -> Result<()> {
+    pub(crate) fn set_value(cells: &[Shared<u8>], value: &[u8]) -> Result<()> {
         set_raw(cells, value)?;
         if let Some(terminator) = cells.get(value.len()) {
             terminator.set(0);
@@ -524,14 +519,14 @@ pub(crate) mod bytes {
         Ok(())
     }
 
-    pub(crate) fn set_raw(cells: &[Shared<c_char>], raw: &[u8]) -> Result<()> {
+    pub(crate) fn set_raw(cells: &[Shared<u8>], raw: &[u8]) -> Result<()> {
         if raw.len() > cells.len() {
             return Err(Error::TooLong {
                 len: raw.len(),
                 capacity: cells.len(),
             });
         }
-        store_slice(&cells[..raw.len()], bytes_as_chars(raw))
+        store_slice(&cells[..raw.len()], raw)
     }
 }
 

@@ -48,6 +48,73 @@
 //! assert_eq!((whole.x, whole.y), (10, 2));
 //! # Ok::<(), sharedctypes::Error>(())
 //! ```
+//!
+//! # Atomics, and mixing them with `get` and `set`
+//!
+//! For every integer `T` of at most 64 bits, `Shared<T>` also has the methods of the
+//! matching `std::sync::atomic` type (`load`, `store`, `swap`, `compare_exchange`,
+//! `fetch_add`, …, `fetch_update`; see [`Shared<u64>`](Shared#impl-Shared%3Cu64%3E)).
+//! Each is the std method applied in place (`AtomicU64::from_ptr` on the shared
+//! address), so a counter in shared memory needs no lock:
+//! `hits.fetch_add(1, Ordering::Relaxed)` from four processes loses no increment.
+//!
+//! - **They are atomic across processes.** Every process maps the same physical memory,
+//!   and on x86-64 and AArch64 atomic instructions (`lock xadd`, `lock cmpxchg`;
+//!   `ldadd`, `cas`, or `ldxr`/`stxr` loops) act on physical cache lines kept coherent
+//!   for every core, whatever virtual address, page table or process they are issued
+//!   from. Two processes' `fetch_add`s are serialised exactly like two threads'.
+//! - **Mixing them with `get`/`set` is sound.** `get` and `set` on such an integer are
+//!   one relaxed atomic load or store of the integer's own size at its own address:
+//!   they *are* `load(Relaxed)` and `store(v, Relaxed)`. So every access to the
+//!   location, by any method, in any process, is an atomic access of one size at one
+//!   address: no data race, and none of the mixed-size atomic accesses that the
+//!   memory model leaves undefined. This holds inside aggregates too: `get` on a
+//!   `Shared<[u64; 4]>` or on a derived struct is one relaxed load per element or field,
+//!   each the same size as a `fetch_add` on that element or field. (`u128`, `i128`,
+//!   `f32` and `f64` have no atomic methods: std has no portable atomic for them, and
+//!   the 128-bit integers are accessed as two `u64` halves.)
+//! - **`get` and `set` are `Relaxed`.** All accesses to one location have a single
+//!   order that every process agrees on (coherence), so counters, flags and maxima
+//!   are exact with `Relaxed` alone. What `Relaxed` does not give is the order of
+//!   accesses to *different* locations: to publish data to another process, write it
+//!   (with `set`, relaxed is fine), then `store` a flag with `Release`; the reader
+//!   `load`s the flag with `Acquire` and then reads the data, which it is guaranteed to
+//!   see. The pair works between processes as between threads: it is made of ordered
+//!   instructions (on x86-64 every load already acquires and every store releases, so
+//!   only the compiler is constrained; AArch64 uses `ldar`/`stlr`) that act on the
+//!   shared physical memory, not on one address space. `AcqRel` read-modify-writes and
+//!   `SeqCst` work the same way.
+//! - **`update` and `replace` are not atomic** (a `get` then a `set`, which another
+//!   process may interleave); use `fetch_update`, `swap` or `compare_exchange` instead,
+//!   or a [`Lock`](crate::Lock) when several locations must change together.
+//!
+//! ```
+//! use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+//! use sharedctypes::{Process, RawValue, SharedStruct};
+//!
+//! #[derive(Clone, Copy, SharedStruct)]
+//! #[repr(C)]
+//! struct Mailbox { ready: u32, len: u32, data: [u64; 4] }
+//!
+//! let mailbox = RawValue::new(Mailbox { ready: 0, len: 0, data: [0; 4] })?;
+//! let child = {
+//!     let mailbox = mailbox.clone();
+//!     Process::spawn(move || {
+//!         mailbox.data.set([1, 2, 3, 4]); // relaxed stores
+//!         mailbox.len.set(4);
+//!         mailbox.ready.store(1, Release); // publishes everything above
+//!     })?
+//! };
+//! while mailbox.ready.load(Acquire) == 0 {
+//!     std::hint::spin_loop();
+//! }
+//! assert_eq!(mailbox.len.get(), 4); // guaranteed by the Release/Acquire pair
+//! assert_eq!(mailbox.data.get(), [1, 2, 3, 4]);
+//! mailbox.data[0].fetch_add(10, Relaxed); // atomics and get/set mix freely
+//! assert_eq!(mailbox.data.get()[0], 11);
+//! child.join()?;
+//! # Ok::<(), sharedctypes::Error>(())
+//! ```
 
 use std::cell::UnsafeCell;
 use std::fmt;
@@ -85,10 +152,16 @@ use crate::layout::{Primitive, TypeLayout};
 /// An implementor must
 /// - hold no pointer and no resource (it needs no drop and is meaningful in any process);
 /// - accept every bit pattern of its size, all-zero included, as a valid value;
-/// - implement `__load` and `__store` by relaxed atomic accesses to its primitives only;
+/// - implement `__load` and `__store` by relaxed atomic accesses to its primitives only,
+///   each of the primitive's own size, at an address aligned for that primitive
+///   whenever the pointer passed in is aligned for `Self` (so no packed layout that
+///   misaligns a field);
 /// - have a `LAYOUT` that describes `Self` (its `size`/`align` equal `size_of`/`align_of::<Self>()`).
 ///
-/// Implement it with `#[derive(SharedStruct)]`, which checks all of this.
+/// Implement it with `#[derive(SharedStruct)]`: the impl it generates meets each point
+/// (every field must be a `SharedType`, a packing that could misalign a field does not
+/// compile, and `LAYOUT` is computed from the struct's own size, alignment and field
+/// offsets).
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot live in shared memory",
     label = "`{Self}` is not a `SharedType`",
@@ -118,7 +191,10 @@ pub unsafe trait SharedType: Copy + Send + Sync + 'static {
     ///
     /// # Safety
     ///
-    /// `src` must be valid for reads of `Self` and aligned for `Self`.
+    /// `src` must be aligned for `Self` and valid for reads and writes of `Self` (an
+    /// atomic needs writable memory even to load), and every access to that memory that
+    /// may race with this one must be atomic, primitive by primitive, with the same
+    /// sizes (as every access through [`Shared`] is).
     #[doc(hidden)]
     unsafe fn __load(src: *const Self) -> Self;
 
@@ -126,7 +202,8 @@ pub unsafe trait SharedType: Copy + Send + Sync + 'static {
     ///
     /// # Safety
     ///
-    /// `dst` must be valid for writes of `Self` and aligned for `Self`.
+    /// As for [`__load`](SharedType::__load): `dst` aligned for `Self`, valid for reads
+    /// and writes, and only raced with by atomic accesses of the same sizes.
     #[doc(hidden)]
     unsafe fn __store(dst: *mut Self, value: Self);
 }
@@ -153,7 +230,9 @@ pub unsafe trait SharedType: Copy + Send + Sync + 'static {
 ///
 /// `Fields` must be a `#[repr(C)]` struct with the same size and alignment as `Self`
 /// and, for each field `f: F` of `Self`, a field `f: Shared<F>` at the same offset. The
-/// derive checks this at compile time.
+/// derive asserts this at compile time: where a non-generic struct is defined, and for
+/// each instantiation of a generic one in `__LAYOUT_CHECK`, which `Deref` (and the
+/// derived `LAYOUT`, `__load` and `__store`) evaluate when they are monomorphized.
 pub unsafe trait SharedStruct: SharedType {
     /// The companion `<Name>Fields` struct generated by the derive.
     type Fields;
@@ -172,15 +251,46 @@ pub unsafe trait SharedStruct: SharedType {
 /// [`Lock`](crate::Lock) for that. See the [module docs](self) for why a racing access
 /// is still memory-safe.
 ///
-/// `Shared<[T; N]>` derefs to `[Shared<T>; N]` and `Shared<S>` of a derived struct
-/// derefs to `S::Fields`, so elements and fields are reached in place:
+/// # Elements and fields in place
+///
+/// Two `Deref` impls reach inside a value without copying it out:
+///
+/// - `Shared<[T; N]>` derefs to `[Shared<T>; N]`, so `v[1]` is the `Shared<T>` of one
+///   element, and `v.iter()`, `v.len()` and slicing work as on any array;
+/// - `Shared<S>`, for a struct `S` with `#[derive(SharedStruct)]`, derefs to
+///   `S::Fields`, which holds one `Shared<F>` per field: `p.x.get()`,
+///   `p.inner.z.update(|z| z + 1)`.
+///
+/// (These impls are hidden from the list of trait implementations below, so that this
+/// page shows `Shared`'s own methods rather than every method of arrays.)
 ///
 /// ```
-/// use sharedctypes::RawValue;
+/// use sharedctypes::{RawValue, SharedStruct};
+///
 /// let v = RawValue::new([1i32, 2, 3])?;
 /// v[1].update(|x| x * 10);
 /// assert_eq!(v.get(), [1, 20, 3]);
+/// assert_eq!(v.iter().map(|x| x.get()).sum::<i32>(), 24);
 /// assert_eq!(v.replace([0; 3]), [1, 20, 3]);
+///
+/// #[derive(Clone, Copy, SharedStruct)]
+/// #[repr(C)]
+/// struct Point { x: f64, y: f64 }
+///
+/// let p = RawValue::new(Point { x: 1.0, y: 2.0 })?;
+/// p.x.set(p.y.get() * 4.0); // `p.x` is a `Shared<f64>`
+/// assert_eq!(p.get().x, 8.0);
+/// # Ok::<(), sharedctypes::Error>(())
+/// ```
+///
+/// A `Shared` integer of at most 64 bits also has the atomic methods of std's
+/// `AtomicU64` and friends (`fetch_add`, `compare_exchange`, …), atomic across processes:
+///
+/// ```
+/// use std::sync::atomic::Ordering::Relaxed;
+/// let hits = sharedctypes::RawArray::<u64>::zeroed(4)?;
+/// hits[2].fetch_add(1, Relaxed);
+/// assert_eq!(hits.to_vec(), [0, 0, 1, 0]);
 /// # Ok::<(), sharedctypes::Error>(())
 /// ```
 // No `T: SharedType` bound here, only on the impls: the derive's generated `Fields`
@@ -189,8 +299,10 @@ pub unsafe trait SharedStruct: SharedType {
 #[repr(transparent)]
 pub struct Shared<T>(UnsafeCell<T>);
 
-// SAFETY: every access to the inner value is a relaxed atomic access of each primitive
-// (see the module docs), so sharing and sending references between threads is sound.
+// SAFETY: every access safe code can make to the inner value (`get`, `set` and the
+// derefs to elements and fields) is a relaxed atomic access of each primitive, of the
+// primitive's size (see the module docs); the plain writes that initialise fresh memory
+// happen before any handle to it exists. So sharing references between threads is sound.
 unsafe impl<T: SharedType> Sync for Shared<T> {}
 // SAFETY: as above; `T: Send` and owns nothing.
 unsafe impl<T: SharedType> Send for Shared<T> {}
@@ -205,7 +317,9 @@ impl<T: SharedType> Shared<T> {
     /// ```
     #[inline]
     pub fn get(&self) -> T {
-        // SAFETY: `self.0` is a valid, aligned `T` for as long as `&self` lives.
+        // SAFETY: `self.0` is an aligned `T`, valid for reads and writes (in an
+        // `UnsafeCell`) for as long as `&self` lives, and only accessed atomically with
+        // these sizes (see the `Sync` impl).
         unsafe { T::__load(self.0.get()) }
     }
 
@@ -219,7 +333,7 @@ impl<T: SharedType> Shared<T> {
     /// ```
     #[inline]
     pub fn set(&self, value: T) {
-        // SAFETY: `self.0` is a valid, aligned `T` for as long as `&self` lives.
+        // SAFETY: as in `get`.
         unsafe { T::__store(self.0.get(), value) }
     }
 
@@ -238,12 +352,25 @@ impl<T: SharedType> Shared<T> {
         old
     }
 
-    /// Replaces the value with `f(value)` and returns the new value. Not atomic across
-    /// processes: hold a lock around it when others may write.
+    /// Not atomic: reads the value, then writes `f(value)` and returns it, so a write
+    /// by another thread or process in between is lost.
+    ///
+    /// Four processes doing `n.update(|x| x + 1)` on a `RawValue` lose increments. To
+    /// count without a lock, use the atomic methods of `Shared<integer>`
+    /// ([`fetch_add`](Shared::<u64>::fetch_add),
+    /// [`fetch_update`](Shared::<u64>::fetch_update), …); for any other update, use a
+    /// [`Value`](crate::Value), whose `update` takes its lock around the read and the
+    /// write, or hold the lock that guards this value (through a guard, as below, this
+    /// `update` is atomic with respect to every other holder of the lock).
     ///
     /// ```
     /// let v = sharedctypes::RawValue::new(7i32)?;
-    /// assert_eq!(v.update(|x| x * x), 49);
+    /// assert_eq!(v.update(|x| x * x), 49); // fine while nobody else writes
+    ///
+    /// let counter = sharedctypes::Value::new(0u64)?;
+    /// let guard = counter.lock()?; // a guard derefs to `Shared<u64>`
+    /// guard.update(|x| x + 1); // under the lock: no update is lost
+    /// # drop(guard);
     /// # Ok::<(), sharedctypes::Error>(())
     /// ```
     #[inline]
@@ -254,6 +381,9 @@ impl<T: SharedType> Shared<T> {
     }
 
     /// A raw pointer to the value, valid while the handle it came from is alive.
+    /// Accessing the value through it is `unsafe`: while another thread or process
+    /// may access it too, use atomics of each primitive's size, as `get` and `set` do
+    /// (a plain read or write would be a data race).
     ///
     /// ```
     /// let v = sharedctypes::RawValue::new(5u64)?;
@@ -284,6 +414,7 @@ impl<T: SharedType + fmt::Debug> fmt::Debug for Shared<T> {
     }
 }
 
+#[doc(hidden)]
 impl<T: SharedType, const N: usize> Deref for Shared<[T; N]> {
     type Target = [Shared<T>; N];
 
@@ -296,18 +427,20 @@ impl<T: SharedType, const N: usize> Deref for Shared<[T; N]> {
     }
 }
 
+#[doc(hidden)]
 impl<T: SharedStruct> Deref for Shared<T> {
     type Target = T::Fields;
 
     #[inline]
     fn deref(&self) -> &T::Fields {
-        // Forces the derive's layout assertions to be evaluated for this `T` (matters
-        // for generic structs, whose checks run at first use).
+        // Forces the derive's layout assertions to be evaluated for this `T` when this
+        // is monomorphized (matters for generic structs, checked per instantiation).
         #[allow(clippy::let_unit_value)]
         let () = T::__LAYOUT_CHECK;
-        // SAFETY: `SharedStruct`'s contract (checked at compile time by the derive, see
-        // `__LAYOUT_CHECK`) makes `T::Fields` a repr(C) struct of `Shared<F>` at exactly
-        // the offsets of `T`'s fields, with `T`'s size and alignment.
+        // SAFETY: `SharedStruct`'s contract, asserted for this `T` by `__LAYOUT_CHECK`
+        // just above, makes `T::Fields` a repr(C) struct of `Shared<F>` at exactly the
+        // offsets of `T`'s fields, with `T`'s size and alignment; the reference keeps
+        // `self`'s lifetime and, like it, only permits atomic access.
         unsafe { &*(self as *const Self).cast::<T::Fields>() }
     }
 }
@@ -327,8 +460,10 @@ macro_rules! primitive {
 
             #[inline(always)]
             unsafe fn __load(src: *const Self) -> Self {
-                // SAFETY: the caller guarantees `src` is valid and aligned for `Self`, whose
-                // size and alignment equal the atomic's (asserted above).
+                // SAFETY: what `from_ptr` needs is the caller's contract: `src` is aligned
+                // for `Self`, whose size and alignment equal the atomic's (asserted
+                // above), valid for reads and writes, and raced with only by atomic
+                // accesses of this size.
                 let atomic = unsafe { <$atomic>::from_ptr(src.cast_mut().cast()) };
                 FromBits::from_bits(atomic.load(Relaxed))
             }
@@ -411,7 +546,8 @@ macro_rules! wide {
             unsafe fn __load(src: *const Self) -> Self {
                 let words = src.cast::<u64>();
                 // SAFETY: the caller guarantees `src` is valid for 16 bytes and aligned to
-                // at least 8 (asserted above), so both halves are valid aligned `u64`s.
+                // at least 8 (asserted above), so both halves are valid aligned `u64`s,
+                // each accessed only as a `u64` (never as one 128-bit access).
                 let lo = unsafe { u64::__load(words) };
                 // SAFETY: as above, for the upper half.
                 let hi = unsafe { u64::__load(words.wrapping_add(1)) };
@@ -465,4 +601,363 @@ unsafe impl<T: SharedType, const N: usize> SharedType for [T; N] {
             unsafe { T::__store(first.wrapping_add(i), v) };
         }
     }
+}
+
+/// A doc section with a runnable example: emitted for the instantiation marked
+/// `examples` (`u64`), a pointer to it for the others. (One example per method family,
+/// not one per method per type: 14 × 10 doctests would each be compiled and linked.)
+macro_rules! atomic_example {
+    (examples, $method:literal, $($code:expr),+ $(,)?) => {
+        concat!("\n\n```\n", $($code),+, "\n# Ok::<(), sharedctypes::Error>(())\n```")
+    };
+    (no_examples, $method:literal, $($code:expr),+ $(,)?) => {
+        concat!(
+            "\n\nThe example is on [`Shared<u64>::", $method, "`](Shared#method.", $method,
+            "); the impl block above has one for this type."
+        )
+    };
+}
+
+/// The `std::sync::atomic` methods on `Shared<$t>`, each delegating to `$atomic` viewed in
+/// place with `from_ptr` (see the module docs for why that is sound across processes).
+macro_rules! atomic_int {
+    ($($t:ident => $atomic:ident, $ex:ident, impl_example: $impl_example:expr;)*) => {$(
+        #[doc = concat!(
+            "Atomic operations on a shared `", stringify!($t), "`: the methods of [`",
+            stringify!($atomic), "`](std::sync::atomic::", stringify!($atomic), "), with the \
+            same names, signatures and semantics, applied in place to the shared memory, so \
+            they are atomic across every process that maps it (see the \
+            [module docs](self#atomics-and-mixing-them-with-get-and-set)). \
+            [`get`](Shared::get) is `load(Relaxed)` and [`set`](Shared::set) is \
+            `store(_, Relaxed)`.\n\n```\n",
+            $impl_example,
+            "\n# Ok::<(), sharedctypes::Error>(())\n```"
+        )]
+        impl Shared<$t> {
+            /// This value as the std atomic, in place.
+            #[inline(always)]
+            fn atomic(&self) -> &$atomic {
+                // SAFETY: `self.0` is a valid `$t` for as long as `&self` lives, with the
+                // size and alignment of `$atomic` (asserted by `primitive!`), and every
+                // access to it, by any thread of any process, is an atomic access of this
+                // same size (`__load`/`__store` and these methods; the module docs), as
+                // `from_ptr` requires for the lifetime of the returned reference.
+                unsafe { <$atomic>::from_ptr(self.0.get().cast()) }
+            }
+
+            #[doc = concat!(
+                "Loads the value, as [`", stringify!($atomic), "::load`](std::sync::atomic::",
+                stringify!($atomic), "::load). `load(Relaxed)` is [`get`](Shared::get).\n\n",
+                "# Panics\n\nIf `order` is `Release` or `AcqRel`, as std does.",
+                atomic_example!($ex, "load",
+                    "use std::sync::atomic::Ordering;\n",
+                    "let v = sharedctypes::RawValue::new(5", stringify!($t), ")?;\n",
+                    "assert_eq!(v.load(Ordering::Acquire), 5);"),
+            )]
+            #[inline]
+            pub fn load(&self, order: ::std::sync::atomic::Ordering) -> $t {
+                self.atomic().load(order)
+            }
+
+            #[doc = concat!(
+                "Stores `val`, as [`", stringify!($atomic), "::store`](std::sync::atomic::",
+                stringify!($atomic), "::store). `store(val, Relaxed)` is [`set`](Shared::set).\n\n",
+                "# Panics\n\nIf `order` is `Acquire` or `AcqRel`, as std does.",
+                atomic_example!($ex, "store",
+                    "use std::sync::atomic::Ordering;\n",
+                    "let v = sharedctypes::RawValue::new(5", stringify!($t), ")?;\n",
+                    "v.store(10, Ordering::Release);\n",
+                    "assert_eq!(v.get(), 10);"),
+            )]
+            #[inline]
+            pub fn store(&self, val: $t, order: ::std::sync::atomic::Ordering) {
+                self.atomic().store(val, order)
+            }
+
+            #[doc = concat!(
+                "Stores `val` and returns the previous value in one atomic operation, as [`",
+                stringify!($atomic), "::swap`](std::sync::atomic::", stringify!($atomic),
+                "::swap) (unlike [`replace`](Shared::replace), which is two accesses).",
+                atomic_example!($ex, "swap",
+                    "use std::sync::atomic::Ordering;\n",
+                    "let v = sharedctypes::RawValue::new(5", stringify!($t), ")?;\n",
+                    "assert_eq!(v.swap(10, Ordering::AcqRel), 5);\n",
+                    "assert_eq!(v.get(), 10);"),
+            )]
+            #[inline]
+            pub fn swap(&self, val: $t, order: ::std::sync::atomic::Ordering) -> $t {
+                self.atomic().swap(val, order)
+            }
+
+            #[doc = concat!(
+                "Stores `new` if the value is `current`, as [`", stringify!($atomic),
+                "::compare_exchange`](std::sync::atomic::", stringify!($atomic),
+                "::compare_exchange): `Ok(previous)` if it was stored, `Err(actual)` if not. ",
+                "`success` orders the read-modify-write that stores, `failure` the load that ",
+                "does not.\n\n",
+                "# Panics\n\nIf `failure` is `Release` or `AcqRel`, as std does.",
+                atomic_example!($ex, "compare_exchange",
+                    "use std::sync::atomic::Ordering::{Acquire, Relaxed};\n",
+                    "let owner = sharedctypes::RawValue::new(0", stringify!($t), ")?;\n",
+                    "// Claim the slot once: only the first claimant sees `Ok`.\n",
+                    "assert_eq!(owner.compare_exchange(0, 7, Acquire, Relaxed), Ok(0));\n",
+                    "assert_eq!(owner.compare_exchange(0, 9, Acquire, Relaxed), Err(7));\n",
+                    "assert_eq!(owner.get(), 7);"),
+            )]
+            #[inline]
+            pub fn compare_exchange(
+                &self,
+                current: $t,
+                new: $t,
+                success: ::std::sync::atomic::Ordering,
+                failure: ::std::sync::atomic::Ordering,
+            ) -> Result<$t, $t> {
+                self.atomic().compare_exchange(current, new, success, failure)
+            }
+
+            #[doc = concat!(
+                "Like [`compare_exchange`](Shared::compare_exchange), but may fail even when ",
+                "the value is `current` (cheaper in a loop on some platforms), as [`",
+                stringify!($atomic), "::compare_exchange_weak`](std::sync::atomic::",
+                stringify!($atomic), "::compare_exchange_weak).\n\n",
+                "# Panics\n\nIf `failure` is `Release` or `AcqRel`, as std does.",
+                atomic_example!($ex, "compare_exchange_weak",
+                    "use std::sync::atomic::Ordering::Relaxed;\n",
+                    "let v = sharedctypes::RawValue::new(3", stringify!($t), ")?;\n",
+                    "// Double the value, whatever other processes do meanwhile.\n",
+                    "let mut old = v.load(Relaxed);\n",
+                    "while let Err(actual) = v.compare_exchange_weak(old, old * 2, Relaxed, Relaxed) {\n",
+                    "    old = actual;\n",
+                    "}\n",
+                    "assert_eq!(v.get(), 6);"),
+            )]
+            #[inline]
+            pub fn compare_exchange_weak(
+                &self,
+                current: $t,
+                new: $t,
+                success: ::std::sync::atomic::Ordering,
+                failure: ::std::sync::atomic::Ordering,
+            ) -> Result<$t, $t> {
+                self.atomic().compare_exchange_weak(current, new, success, failure)
+            }
+
+            #[doc = concat!(
+                "Adds `val`, wrapping around on overflow, and returns the previous value, as [`",
+                stringify!($atomic), "::fetch_add`](std::sync::atomic::", stringify!($atomic),
+                "::fetch_add). A counter shared by many processes needs no lock.",
+                atomic_example!($ex, "fetch_add",
+                    "use std::sync::atomic::Ordering::Relaxed;\n",
+                    "use sharedctypes::{Process, RawValue};\n\n",
+                    "let hits = RawValue::new(0", stringify!($t), ")?;\n",
+                    "let children = (0..4)\n",
+                    "    .map(|_| {\n",
+                    "        let hits = hits.clone();\n",
+                    "        Process::spawn(move || {\n",
+                    "            for _ in 0..1000 {\n",
+                    "                hits.fetch_add(1, Relaxed);\n",
+                    "            }\n",
+                    "        })\n",
+                    "    })\n",
+                    "    .collect::<Result<Vec<_>, _>>()?;\n",
+                    "for child in children {\n",
+                    "    child.join()?;\n",
+                    "}\n",
+                    "assert_eq!(hits.get(), 4000); // no increment lost\n",
+                    "assert_eq!(hits.fetch_add(1, Relaxed), 4000); // the previous value"),
+            )]
+            #[inline]
+            pub fn fetch_add(&self, val: $t, order: ::std::sync::atomic::Ordering) -> $t {
+                self.atomic().fetch_add(val, order)
+            }
+
+            #[doc = concat!(
+                "Subtracts `val`, wrapping around on overflow, and returns the previous value, ",
+                "as [`", stringify!($atomic), "::fetch_sub`](std::sync::atomic::",
+                stringify!($atomic), "::fetch_sub).",
+                atomic_example!($ex, "fetch_sub",
+                    "use std::sync::atomic::Ordering::Relaxed;\n",
+                    "let v = sharedctypes::RawValue::new(10", stringify!($t), ")?;\n",
+                    "assert_eq!(v.fetch_sub(3, Relaxed), 10);\n",
+                    "assert_eq!(v.get(), 7);"),
+            )]
+            #[inline]
+            pub fn fetch_sub(&self, val: $t, order: ::std::sync::atomic::Ordering) -> $t {
+                self.atomic().fetch_sub(val, order)
+            }
+
+            #[doc = concat!(
+                "Bitwise AND with `val`; returns the previous value, as [`", stringify!($atomic),
+                "::fetch_and`](std::sync::atomic::", stringify!($atomic), "::fetch_and).",
+                atomic_example!($ex, "fetch_and",
+                    "use std::sync::atomic::Ordering::Relaxed;\n",
+                    "let flags = sharedctypes::RawValue::new(0b1101", stringify!($t), ")?;\n",
+                    "assert_eq!(flags.fetch_and(0b0110, Relaxed), 0b1101);\n",
+                    "assert_eq!(flags.get(), 0b0100);"),
+            )]
+            #[inline]
+            pub fn fetch_and(&self, val: $t, order: ::std::sync::atomic::Ordering) -> $t {
+                self.atomic().fetch_and(val, order)
+            }
+
+            #[doc = concat!(
+                "Bitwise NAND with `val` (`!(value & val)`); returns the previous value, as [`",
+                stringify!($atomic), "::fetch_nand`](std::sync::atomic::", stringify!($atomic),
+                "::fetch_nand).",
+                atomic_example!($ex, "fetch_nand",
+                    "use std::sync::atomic::Ordering::Relaxed;\n",
+                    "let v = sharedctypes::RawValue::new(0x13", stringify!($t), ")?;\n",
+                    "assert_eq!(v.fetch_nand(0x31, Relaxed), 0x13);\n",
+                    "assert_eq!(v.get(), !(0x13 & 0x31));"),
+            )]
+            #[inline]
+            pub fn fetch_nand(&self, val: $t, order: ::std::sync::atomic::Ordering) -> $t {
+                self.atomic().fetch_nand(val, order)
+            }
+
+            #[doc = concat!(
+                "Bitwise OR with `val`; returns the previous value, as [`", stringify!($atomic),
+                "::fetch_or`](std::sync::atomic::", stringify!($atomic), "::fetch_or).",
+                atomic_example!($ex, "fetch_or",
+                    "use std::sync::atomic::Ordering::Relaxed;\n",
+                    "let flags = sharedctypes::RawValue::new(0b0001", stringify!($t), ")?;\n",
+                    "assert_eq!(flags.fetch_or(0b0100, Relaxed), 0b0001);\n",
+                    "assert_eq!(flags.get(), 0b0101);"),
+            )]
+            #[inline]
+            pub fn fetch_or(&self, val: $t, order: ::std::sync::atomic::Ordering) -> $t {
+                self.atomic().fetch_or(val, order)
+            }
+
+            #[doc = concat!(
+                "Bitwise XOR with `val`; returns the previous value, as [`", stringify!($atomic),
+                "::fetch_xor`](std::sync::atomic::", stringify!($atomic), "::fetch_xor).",
+                atomic_example!($ex, "fetch_xor",
+                    "use std::sync::atomic::Ordering::Relaxed;\n",
+                    "let v = sharedctypes::RawValue::new(0b0101", stringify!($t), ")?;\n",
+                    "assert_eq!(v.fetch_xor(0b0011, Relaxed), 0b0101);\n",
+                    "assert_eq!(v.get(), 0b0110);"),
+            )]
+            #[inline]
+            pub fn fetch_xor(&self, val: $t, order: ::std::sync::atomic::Ordering) -> $t {
+                self.atomic().fetch_xor(val, order)
+            }
+
+            #[doc = concat!(
+                "Stores the maximum of the value and `val`; returns the previous value, as [`",
+                stringify!($atomic), "::fetch_max`](std::sync::atomic::", stringify!($atomic),
+                "::fetch_max).",
+                atomic_example!($ex, "fetch_max",
+                    "use std::sync::atomic::Ordering::Relaxed;\n",
+                    "let peak = sharedctypes::RawValue::new(23", stringify!($t), ")?;\n",
+                    "assert_eq!(peak.fetch_max(42, Relaxed), 23);\n",
+                    "assert_eq!(peak.fetch_max(7, Relaxed), 42);\n",
+                    "assert_eq!(peak.get(), 42);"),
+            )]
+            #[inline]
+            pub fn fetch_max(&self, val: $t, order: ::std::sync::atomic::Ordering) -> $t {
+                self.atomic().fetch_max(val, order)
+            }
+
+            #[doc = concat!(
+                "Stores the minimum of the value and `val`; returns the previous value, as [`",
+                stringify!($atomic), "::fetch_min`](std::sync::atomic::", stringify!($atomic),
+                "::fetch_min).",
+                atomic_example!($ex, "fetch_min",
+                    "use std::sync::atomic::Ordering::Relaxed;\n",
+                    "let low = sharedctypes::RawValue::new(23", stringify!($t), ")?;\n",
+                    "assert_eq!(low.fetch_min(42, Relaxed), 23);\n",
+                    "assert_eq!(low.fetch_min(7, Relaxed), 23);\n",
+                    "assert_eq!(low.get(), 7);"),
+            )]
+            #[inline]
+            pub fn fetch_min(&self, val: $t, order: ::std::sync::atomic::Ordering) -> $t {
+                self.atomic().fetch_min(val, order)
+            }
+
+            #[doc = concat!(
+                "Applies `f` to the value and stores its result, retrying if another ",
+                "thread or process changed the value meanwhile (so `f` may run several times), ",
+                "as [`", stringify!($atomic), "::fetch_update`](std::sync::atomic::",
+                stringify!($atomic), "::fetch_update): `Ok(previous)` once a `Some(new)` was ",
+                "stored, `Err(previous)` as soon as `f` returns `None`. `set_order` orders the ",
+                "store, `fetch_order` the loads.\n\n",
+                "# Panics\n\nIf `fetch_order` is `Release` or `AcqRel`, as std does.",
+                atomic_example!($ex, "fetch_update",
+                    "use std::sync::atomic::Ordering::{AcqRel, Acquire};\n",
+                    "// A counter that stops at 3.\n",
+                    "let n = sharedctypes::RawValue::new(2", stringify!($t), ")?;\n",
+                    "let bump = |x| if x < 3 { Some(x + 1) } else { None };\n",
+                    "assert_eq!(n.fetch_update(AcqRel, Acquire, bump), Ok(2));\n",
+                    "assert_eq!(n.fetch_update(AcqRel, Acquire, bump), Err(3));\n",
+                    "assert_eq!(n.get(), 3);"),
+            )]
+            #[inline]
+            // std renames this `try_update` (1.95) and will deprecate the old name; the
+            // crate's minimum Rust (1.81) only has `fetch_update`.
+            #[allow(deprecated)]
+            pub fn fetch_update<F>(
+                &self,
+                set_order: ::std::sync::atomic::Ordering,
+                fetch_order: ::std::sync::atomic::Ordering,
+                f: F,
+            ) -> Result<$t, $t>
+            where
+                F: FnMut($t) -> Option<$t>,
+            {
+                self.atomic().fetch_update(set_order, fetch_order, f)
+            }
+        }
+    )*};
+}
+
+// `u64` first: its methods carry the examples, and rustdoc's `#method.…` anchors name
+// the first impl that has the method.
+atomic_int! {
+    u64 => AtomicU64, examples, impl_example: "use std::sync::atomic::Ordering::Relaxed;
+let hits = sharedctypes::RawValue::new(0u64)?;
+hits.fetch_add(1, Relaxed);
+assert_eq!(hits.load(Relaxed), 1);";
+    u8 => AtomicU8, no_examples, impl_example: "use std::sync::atomic::Ordering::Relaxed;
+let v = sharedctypes::RawValue::new(u8::MAX)?;
+assert_eq!(v.fetch_add(1, Relaxed), u8::MAX); // wraps around, as std
+assert_eq!(v.fetch_or(0x0f, Relaxed), 0);
+assert_eq!(v.swap(1, Relaxed), 0x0f);";
+    u16 => AtomicU16, no_examples, impl_example: "use std::sync::atomic::Ordering::Relaxed;
+let a = sharedctypes::RawArray::from_slice(&[1u16, 2, 3])?;
+a[2].fetch_sub(1, Relaxed);
+assert_eq!(a[0].fetch_max(5, Relaxed), 1);
+assert_eq!(a.to_vec(), [5, 2, 2]);";
+    u32 => AtomicU32, no_examples, impl_example: "use std::sync::atomic::Ordering::{Acquire, Release};
+let ready = sharedctypes::RawValue::new(0u32)?;
+ready.store(1, Release);
+assert_eq!(ready.load(Acquire), 1);";
+    usize => AtomicUsize, no_examples, impl_example: "use std::sync::atomic::Ordering::Relaxed;
+let next = sharedctypes::RawValue::new(0usize)?;
+let slot = next.fetch_add(1, Relaxed); // claim an index
+assert_eq!((slot, next.get()), (0, 1));";
+    i8 => AtomicI8, no_examples, impl_example: "use std::sync::atomic::Ordering::Relaxed;
+let v = sharedctypes::RawValue::new(i8::MAX)?;
+assert_eq!(v.fetch_add(1, Relaxed), i8::MAX); // wraps around, as std
+assert_eq!(v.fetch_min(-1, Relaxed), i8::MIN);
+assert_eq!(v.get(), i8::MIN);";
+    i16 => AtomicI16, no_examples, impl_example: "use std::sync::atomic::Ordering::Relaxed;
+let v = sharedctypes::RawValue::new([0i16; 2])?;
+v[1].fetch_sub(300, Relaxed);
+assert_eq!(v.get(), [0, -300]);";
+    i32 => AtomicI32, no_examples, impl_example: "use std::sync::atomic::Ordering::Relaxed;
+let v = sharedctypes::RawValue::new(-5i32)?;
+assert_eq!(v.fetch_max(3, Relaxed), -5);
+assert_eq!(v.compare_exchange(3, 4, Relaxed, Relaxed), Ok(3));";
+    i64 => AtomicI64, no_examples, impl_example: "use std::sync::atomic::Ordering::{AcqRel, Acquire};
+let balance = sharedctypes::RawValue::new(100i64)?;
+// Withdraw only what is there.
+let withdraw = |n| move |b: i64| (b >= n).then(|| b - n);
+assert_eq!(balance.fetch_update(AcqRel, Acquire, withdraw(60)), Ok(100));
+assert_eq!(balance.fetch_update(AcqRel, Acquire, withdraw(60)), Err(40));";
+    isize => AtomicIsize, no_examples, impl_example: "use std::sync::atomic::Ordering::Relaxed;
+let v = sharedctypes::RawValue::new(0isize)?;
+assert_eq!(v.fetch_sub(1, Relaxed), 0);
+assert_eq!(v.fetch_xor(-1, Relaxed), -1);
+assert_eq!(v.get(), 0);";
 }

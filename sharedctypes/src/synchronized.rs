@@ -1,7 +1,6 @@
 //! Synchronized objects: a raw object plus a process-shared lock — Python's `Value`,
 //! `Array` and `synchronized`.
 
-use std::ffi::c_char;
 use std::fmt;
 use std::ops::Deref;
 
@@ -9,7 +8,9 @@ use crate::error::{Error, Result};
 use crate::heap::{try_default_heap, Heap};
 use crate::raw::{bytes, load_vec, short_type_name, store_slice, CopyShared, RawArray, RawValue};
 use crate::shared::{Shared, SharedType};
-use crate::sync::{map_result, LockResult, LockType, RLock, LOCK_ALIGN, LOCK_SIZE};
+use crate::sync::raw_lock::RawLock;
+use crate::sync::thread_id::Me;
+use crate::sync::{map_result, ConditionGuard, LockResult, LockType, RLock, LOCK_ALIGN, LOCK_SIZE};
 
 /// Allocates a fresh [`RLock`] followed by room for `len` zeroed `T`s in *one*
 /// allocation, so that running out of memory leaves nothing half-allocated. Returns
@@ -24,9 +25,11 @@ fn alloc_with_rlock<T>(heap: &Heap, len: usize) -> Result<(RLock, usize)> {
             available: heap.available(),
         })?;
     let base = heap.alloc(size, LOCK_ALIGN.max(std::mem::align_of::<T>()))?;
-    // SAFETY: `base` was just allocated, aligned for the lock (LOCK_ALIGN divides the
-    // block's alignment) and with LOCK_SIZE bytes before `data`; fresh memory is zero,
-    // which is an unlocked lock.
+    // SAFETY: `base` was just allocated, in bounds and aligned for the lock (LOCK_ALIGN
+    // divides the block's alignment), with LOCK_SIZE bytes before `data`. (The lock is
+    // atomics only, valid for any bits: fresh memory is normally zero, an unlocked lock,
+    // and a block a hostile process rewound the cursor over is recovered like any
+    // corrupted lock word.)
     let lock = unsafe { RLock::from_offset(heap, base) };
     Ok((lock, base + data))
 }
@@ -74,7 +77,7 @@ pub struct Value<T: SharedType, L: LockType = RLock> {
 /// let v = Value::with_lock(10i32, Lock::new()?)?;
 /// let guard = v.lock()?;
 /// guard.set(guard.get() + 5); // two accesses under one lock
-/// assert!(v.get_lock().try_acquire().is_none()); // held until the guard drops
+/// assert!(v.get_lock().try_acquire().is_err()); // held until the guard drops
 /// drop(guard);
 /// assert_eq!(v.get(), 15);
 /// # Ok::<(), sharedctypes::Error>(())
@@ -113,30 +116,33 @@ impl<T: SharedType> Value<T, RLock> {
         let (lock, offset) = alloc_with_rlock::<T>(heap, 1)?;
         // SAFETY: `offset` is the freshly allocated, `T`-aligned room for one `T`.
         let obj = unsafe { RawValue::<T>::from_offset(heap, offset) };
-        // SAFETY: the memory is valid and aligned for `T` and nobody else can reach it
-        // yet, so a plain write cannot race.
+        // SAFETY: the memory is valid and aligned for `T`, and no cooperating process can
+        // reach it yet (the cursor only grows; a hostile one rewinding it: see the heap
+        // docs), so a plain write cannot race.
         unsafe { obj.as_ptr().write(init) };
         Ok(Value { obj, lock })
     }
 }
 
 impl<T: SharedType, L: LockType> Value<T, L> {
-    /// A value in the default heap guarded by `lock` (Python's `lock=lock`). The value
-    /// is allocated in the default heap wherever the lock lives; for another heap use
-    /// `synchronized_with(RawValue::new_in(&heap, init)?, lock)` (needed, for example, to
-    /// publish it in a named heap).
+    /// A value guarded by `lock` (Python's `lock=lock`), allocated in the lock's heap,
+    /// so that the pair can be published there. For another heap use
+    /// `synchronized_with(RawValue::new_in(&heap, init)?, lock)`.
     ///
     /// ```
-    /// use sharedctypes::{Lock, Value};
-    /// let lock = Lock::new()?;
+    /// use sharedctypes::{Heap, Lock, Value};
+    ///
+    /// let heap = Heap::new(4096)?;
+    /// let lock = Lock::new_in(&heap)?;
     /// let a = Value::with_lock(1u8, lock.clone())?;
     /// let b = Value::with_lock(2u8, lock.clone())?;
     /// assert!(a.get_lock() == b.get_lock());
+    /// assert_eq!(a.get_obj().heap(), &heap); // where the lock lives
     /// # Ok::<(), sharedctypes::Error>(())
     /// ```
     pub fn with_lock(init: T, lock: L) -> Result<Self> {
         Ok(Value {
-            obj: RawValue::new(init)?,
+            obj: RawValue::new_in(lock.heap(), init)?,
             lock,
         })
     }
@@ -166,12 +172,33 @@ impl<T: SharedType, L: LockType> Value<T, L> {
         self.locked().set(value)
     }
 
-    /// Replaces the value with `f(value)` under the lock and returns the new value:
-    /// atomic with respect to every user of the lock.
+    /// Atomic: replaces the value with `f(value)` under the lock, and returns the new
+    /// value.
+    ///
+    /// The read and the write happen under one hold of the lock, so no other user of
+    /// the lock, in any process, writes in between and no update is lost (unlike
+    /// [`Shared::update`] on a [`RawValue`], a read then a write). `f` runs with the
+    /// lock held: keep it short, and do not take the same [`Lock`](crate::Lock) in it.
+    /// Carries on past a dead owner, as [`get`](Self::get) does.
     ///
     /// ```
-    /// let v = sharedctypes::Value::new(3u32)?;
-    /// assert_eq!(v.update(|x| x * 2), 6);
+    /// use sharedctypes::{Process, Value};
+    ///
+    /// let v = Value::new(0u64)?;
+    /// let children: Vec<Process> = (0..4)
+    ///     .map(|_| {
+    ///         let v = v.clone();
+    ///         Process::spawn(move || {
+    ///             for _ in 0..1000 {
+    ///                 v.update(|x| x + 1);
+    ///             }
+    ///         })
+    ///     })
+    ///     .collect::<Result<_, _>>()?;
+    /// for child in children {
+    ///     child.join()?;
+    /// }
+    /// assert_eq!(v.get(), 4000); // not one increment lost
     /// # Ok::<(), sharedctypes::Error>(())
     /// ```
     #[inline]
@@ -229,7 +256,7 @@ impl<T: SharedType, L: LockType> Value<T, L> {
     /// let v = Value::with_lock(0u8, lock.clone())?;
     /// assert!(v.get_lock() == &lock);
     /// let held = v.get_lock().acquire()?;
-    /// assert!(lock.try_acquire().is_none()); // the same lock
+    /// assert!(lock.try_acquire().is_err()); // the same lock
     /// drop(held);
     /// # Ok::<(), sharedctypes::Error>(())
     /// ```
@@ -374,8 +401,9 @@ impl<T: SharedType> Array<T, RLock> {
     }
 }
 
-impl Array<c_char, RLock> {
-    /// A `c_char` array in the default heap holding `bytes`, with a fresh `RLock`.
+impl Array<u8, RLock> {
+    /// A byte array (Python's `Array('c', …)`) in the default heap holding a copy of
+    /// `bytes`, with a fresh `RLock`. The element type is `u8` on every platform.
     ///
     /// ```
     /// let s = sharedctypes::Array::from_bytes(b"hi")?;
@@ -396,31 +424,34 @@ impl Array<c_char, RLock> {
     /// # Ok::<(), sharedctypes::Error>(())
     /// ```
     pub fn from_bytes_in(heap: &Heap, bytes: &[u8]) -> Result<Self> {
-        Self::from_slice_in(heap, crate::raw::bytes_as_chars(bytes))
+        Self::from_slice_in(heap, bytes)
     }
 }
 
 impl<T: SharedType, L: LockType> Array<T, L> {
-    /// A zeroed array of `len` in the default heap guarded by `lock`. For another heap
-    /// use `synchronized_with(RawArray::zeroed_in(&heap, len)?, lock)`.
+    /// A zeroed array of `len` guarded by `lock`, allocated in the lock's heap. For
+    /// another heap use `synchronized_with(RawArray::zeroed_in(&heap, len)?, lock)`.
     ///
     /// ```
-    /// use sharedctypes::{Array, Lock};
+    /// use sharedctypes::{Array, Heap, Lock};
     ///
-    /// let lock = Lock::new()?;
+    /// let heap = Heap::new(4096)?;
+    /// let lock = Lock::new_in(&heap)?;
     /// let a = Array::<i16, Lock>::zeroed_with_lock(4, lock.clone())?;
     /// assert_eq!(a.to_vec(), [0; 4]);
     /// assert!(a.get_lock() == &lock);
+    /// assert_eq!(a.get_obj().heap(), &heap); // where the lock lives
     /// # Ok::<(), sharedctypes::Error>(())
     /// ```
     pub fn zeroed_with_lock(len: usize, lock: L) -> Result<Self> {
         Ok(Array {
-            obj: RawArray::zeroed(len)?,
+            obj: RawArray::zeroed_in(lock.heap(), len)?,
             lock,
         })
     }
 
-    /// An array in the default heap holding a copy of `init`, guarded by `lock`.
+    /// An array holding a copy of `init`, guarded by `lock`, allocated in the lock's
+    /// heap.
     ///
     /// ```
     /// use sharedctypes::{Array, Lock};
@@ -430,11 +461,12 @@ impl<T: SharedType, L: LockType> Array<T, L> {
     /// let b = Array::from_slice_with_lock(&[3u8], lock.clone())?;
     /// assert!(a.get_lock() == b.get_lock()); // one lock guards both
     /// assert_eq!(b.to_vec(), [3]);
+    /// assert_eq!(b.get_obj().heap(), lock.heap());
     /// # Ok::<(), sharedctypes::Error>(())
     /// ```
     pub fn from_slice_with_lock(init: &[T], lock: L) -> Result<Self> {
         Ok(Array {
-            obj: RawArray::from_slice(init)?,
+            obj: RawArray::from_slice_in(lock.heap(), init)?,
             lock,
         })
     }
@@ -564,7 +596,7 @@ impl<T: SharedType, L: LockType> Array<T, L> {
     /// let a = Array::from_slice_with_lock(&[1u8], lock.clone())?;
     /// assert!(a.get_lock() == &lock);
     /// let held = a.get_lock().acquire()?;
-    /// assert!(lock.try_acquire().is_none()); // the same lock
+    /// assert!(lock.try_acquire().is_err()); // the same lock
     /// drop(held);
     /// # Ok::<(), sharedctypes::Error>(())
     /// ```
@@ -573,22 +605,25 @@ impl<T: SharedType, L: LockType> Array<T, L> {
     }
 }
 
-impl<L: LockType> Array<c_char, L> {
-    /// A `c_char` array in the default heap holding `bytes`, guarded by `lock`.
+impl<L: LockType> Array<u8, L> {
+    /// A byte array holding a copy of `bytes`, guarded by `lock`, allocated in the
+    /// lock's heap.
     ///
     /// ```
-    /// use sharedctypes::{Array, Lock};
+    /// use sharedctypes::{Array, Heap, Lock};
     ///
-    /// let lock = Lock::new()?;
+    /// let heap = Heap::new(4096)?;
+    /// let lock = Lock::new_in(&heap)?;
     /// let s = Array::from_bytes_with_lock(b"hello", lock.clone())?;
     /// assert_eq!(s.len(), 5); // no terminator added
     /// assert_eq!(s.value(), b"hello");
     /// assert!(s.get_lock() == &lock);
+    /// assert_eq!(s.get_obj().heap(), &heap);
     /// # Ok::<(), sharedctypes::Error>(())
     /// ```
     pub fn from_bytes_with_lock(bytes: &[u8], lock: L) -> Result<Self> {
         Ok(Array {
-            obj: RawArray::from_bytes(bytes)?,
+            obj: RawArray::from_bytes_in(lock.heap(), bytes)?,
             lock,
         })
     }
@@ -649,7 +684,7 @@ impl<L: LockType> Array<c_char, L> {
     }
 }
 
-impl<L: LockType> ArrayGuard<'_, c_char, L> {
+impl<L: LockType> ArrayGuard<'_, u8, L> {
     /// The bytes up to the first NUL.
     ///
     /// ```
@@ -864,4 +899,24 @@ pub fn synchronized<R: Synchronize>(raw: R) -> Result<R::Synchronized<RLock>> {
 /// ```
 pub fn synchronized_with<R: Synchronize, L: LockType>(raw: R, lock: L) -> R::Synchronized<L> {
     raw.with_lock(lock)
+}
+
+impl<T: SharedType, L: LockType> crate::sealed::Sealed for ValueGuard<'_, T, L> {}
+impl<T: SharedType, L: LockType> ConditionGuard for ValueGuard<'_, T, L> {
+    fn __lock(&self) -> (&RawLock, Me) {
+        self._guard.__lock()
+    }
+    fn __retaken(&mut self, word: u64) {
+        self._guard.__retaken(word);
+    }
+}
+
+impl<T: SharedType, L: LockType> crate::sealed::Sealed for ArrayGuard<'_, T, L> {}
+impl<T: SharedType, L: LockType> ConditionGuard for ArrayGuard<'_, T, L> {
+    fn __lock(&self) -> (&RawLock, Me) {
+        self._guard.__lock()
+    }
+    fn __retaken(&mut self, word: u64) {
+        self._guard.__retaken(word);
+    }
 }

@@ -10,7 +10,7 @@ use crate::error::Error;
 ///
 /// | code | type | code | type |
 /// |---|---|---|---|
-/// | `'c'` | `c_char` | `'l'` | `c_long` |
+/// | `'c'` | `u8` (a byte) | `'l'` | `c_long` |
 /// | `'b'` | `i8` | `'L'` | `c_ulong` |
 /// | `'B'` | `u8` | `'q'` | `i64` |
 /// | `'h'` | `i16` | `'Q'` | `u64` |
@@ -25,6 +25,10 @@ use crate::error::Error;
 /// let x = RawValue::<typecode!('d')>::new(2.4)?;
 /// let _: &i16 = &a[0].get();
 /// assert_eq!(x.get(), 2.4);
+///
+/// // 'c' is a byte, `u8` on every platform: Python's `RawArray('c', b"hi")`.
+/// let s: RawArray<u8> = RawArray::<typecode!('c')>::from_bytes(b"hi")?;
+/// assert_eq!(s.value(), b"hi");
 /// # Ok::<(), sharedctypes::Error>(())
 /// ```
 ///
@@ -36,7 +40,7 @@ use crate::error::Error;
 #[macro_export]
 macro_rules! typecode {
     ('c') => {
-        ::core::ffi::c_char
+        u8
     };
     ('b') => {
         i8
@@ -76,7 +80,7 @@ macro_rules! typecode {
     };
     ($other:tt) => {
         ::core::compile_error!(
-            "unknown typecode; valid typecodes are 'c' (c_char), 'b' (i8), 'B' (u8), \
+            "unknown typecode; valid typecodes are 'c' (u8, a byte), 'b' (i8), 'B' (u8), \
              'h' (i16), 'H' (u16), 'i' (i32), 'I' (u32), 'l' (c_long), 'L' (c_ulong), \
              'q' (i64), 'Q' (u64), 'f' (f32), 'd' (f64)"
         )
@@ -97,7 +101,7 @@ macro_rules! typecode {
 #[allow(missing_docs)]
 #[non_exhaustive]
 pub enum Typecode {
-    /// `'c'`: `c_char`.
+    /// `'c'`: `u8`, a byte of a byte string (Python's `c_char`, which holds `bytes`).
     Char,
     /// `'b'`: `i8`.
     I8,
@@ -189,8 +193,7 @@ impl Typecode {
     pub const fn size(self) -> usize {
         use std::mem::size_of;
         match self {
-            Typecode::Char => size_of::<crate::typecode!('c')>(),
-            Typecode::I8 | Typecode::U8 => 1,
+            Typecode::Char | Typecode::I8 | Typecode::U8 => 1,
             Typecode::I16 | Typecode::U16 => 2,
             Typecode::I32 | Typecode::U32 | Typecode::F32 => 4,
             Typecode::Long => size_of::<crate::typecode!('l')>(),
@@ -199,17 +202,17 @@ impl Typecode {
         }
     }
 
-    /// The Rust type's name, e.g. `"f64"` or `"c_char"`.
+    /// The Rust type's name, e.g. `"f64"` or `"c_long"`.
     ///
     /// ```
     /// use sharedctypes::Typecode;
     ///
-    /// assert_eq!(Typecode::U8.rust_type(), "u8");
-    /// assert_eq!(Typecode::Char.rust_type(), "c_char");
+    /// assert_eq!(Typecode::F64.rust_type(), "f64");
+    /// assert_eq!(Typecode::Char.rust_type(), "u8"); // a byte on every platform
     /// ```
     pub const fn rust_type(self) -> &'static str {
         match self {
-            Typecode::Char => "c_char",
+            Typecode::Char => "u8",
             Typecode::I8 => "i8",
             Typecode::U8 => "u8",
             Typecode::I16 => "i16",
@@ -259,6 +262,8 @@ mod tests {
             assert_eq!(Typecode::try_from(t.as_char()).unwrap(), t);
         }
         assert_eq!(Typecode::try_from('c').unwrap().size(), 1);
+        assert_eq!(Typecode::Char.rust_type(), "u8");
+        assert_eq!(Typecode::Char.to_string(), "'c' (u8)");
         assert_eq!(Typecode::try_from('l').unwrap().size(), 8);
         for c in ['x', 'u', 'D', '\0', 'é'] {
             assert!(matches!(Typecode::try_from(c), Err(Error::UnknownTypecode(x)) if x == c));

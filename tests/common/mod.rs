@@ -7,7 +7,7 @@ use sharedctypes::Process;
 
 /// Runs `f` in a forked child and returns how the child ended.
 pub fn child_status(f: impl FnOnce() + Send + 'static) -> ExitStatus {
-    Process::spawn(f).expect("fork").join().expect("waitpid")
+    Process::spawn(f).expect("fork").wait().expect("wait")
 }
 
 /// Runs `f` in a forked child and asserts that it finished without panicking

@@ -1,0 +1,87 @@
+//! Who is this thread, system-wide: its kernel thread id (TID), start time and
+//! namespaces, cached per thread and invalidated by `fork`.
+//!
+//! Locks record their owner as a TID. `gettid` is a system call, too slow for a lock's
+//! fast path, so the value is cached in a thread-local. A forked child's only thread
+//! has a new TID but inherits the parent's thread-locals, so every cache entry carries
+//! the *fork generation* it was taken in; a `pthread_atfork` child handler bumps the
+//! generation, which makes every inherited entry stale.
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+/// Bumped in every forked child (by the atfork handler).
+static FORK_GENERATION: AtomicU32 = AtomicU32::new(1);
+/// Whether the atfork handler is registered. Not a `Once`: a child forked while another
+/// thread is inside `call_once` would wait for that thread forever. Two threads racing
+/// here may register twice, which only bumps the generation twice per fork.
+static ATFORK: AtomicBool = AtomicBool::new(false);
+
+/// This thread's identity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Me {
+    /// Kernel thread id.
+    pub tid: u32,
+    /// The owner bits this thread writes into a lock word: its TID and its start time
+    /// (see [`owner_bits`](super::raw_lock::owner_bits)); they identify this thread even
+    /// after its TID is reused.
+    pub owner: u64,
+    /// The PID and time namespaces this thread lives in (see [`namespaces`]).
+    pub ns: u64,
+}
+
+thread_local! {
+    /// `(generation, identity)`; generation 0 means "not cached".
+    static CACHE: Cell<(u32, Me)> =
+        const { Cell::new((0, Me { tid: 0, owner: 0, ns: 0 })) };
+}
+
+extern "C" fn bump_generation() {
+    FORK_GENERATION.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The calling thread's identity.
+#[inline]
+pub(crate) fn me() -> Me {
+    let (generation, me) = CACHE.with(Cell::get);
+    if generation == FORK_GENERATION.load(Ordering::Relaxed) {
+        return me;
+    }
+    refresh()
+}
+
+#[cold]
+fn refresh() -> Me {
+    if !ATFORK.load(Ordering::Acquire) {
+        // SAFETY: registering a plain extern "C" function with no captured state; it only
+        // touches an atomic, which is async-signal-safe and fork-safe.
+        let rc = unsafe { libc::pthread_atfork(None, None, Some(bump_generation)) };
+        assert_eq!(rc, 0, "pthread_atfork failed: out of memory");
+        // Set only after registering: a child forked in between registers again itself.
+        ATFORK.store(true, Ordering::Release);
+    }
+    // Read the generation *before* the TID: a fork between the two leaves a stale
+    // generation, and the next call refreshes again.
+    let generation = FORK_GENERATION.load(Ordering::Relaxed);
+    // SAFETY: gettid has no preconditions.
+    let tid = unsafe { libc::gettid() } as u32;
+    let start = super::liveness::start_time(tid);
+    let me = Me {
+        tid,
+        owner: super::raw_lock::owner_bits(tid, start),
+        ns: namespaces(),
+    };
+    CACHE.with(|c| c.set((generation, me)));
+    me
+}
+
+/// This process's PID and time namespaces in one number: the inodes of
+/// `/proc/self/ns/pid` (high half) and `/proc/self/ns/time` (low half), each 0 when
+/// unknown. A process can move its *children* to new namespaces (`unshare`), never
+/// itself (except by `setns` on a single-threaded process), so the value is taken once
+/// per fork, with the rest of the identity.
+pub(crate) fn namespaces() -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let ino = |path: &str| std::fs::metadata(path).map_or(0, |m| m.ino() & 0xffff_ffff);
+    (ino("/proc/self/ns/pid") << 32) | ino("/proc/self/ns/time")
+}
