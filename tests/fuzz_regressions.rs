@@ -120,3 +120,16 @@ fn object_over_its_entry() {
         "a heap with an object over its entry opens"
     );
 }
+
+/// A `BoundedSemaphore` whose stored value (7959150) lies above its limit, as damaged
+/// memory may hold: `try_acquire` takes a unit and `release` then refuses with
+/// `SemaphoreOverflow`, changing nothing (which the harness first took for a bug: the
+/// library refuses bad memory with a clear error). Found by `open_lookup`.
+#[test]
+fn semaphore_above_limit() {
+    let reached = open_lookup::run(&finding("semaphore-above-limit"));
+    assert!(
+        reached.found >= 1,
+        "the input no longer reaches its semaphore ({reached:?})"
+    );
+}
