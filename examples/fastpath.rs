@@ -11,12 +11,20 @@
 //! callgrind_annotate --inclusive=yes /tmp/fastpath.out | grep 'fastpath::run_'
 //! ```
 //!
+//! `fastpath time [ROUNDS]` times the same workloads instead, *interleaved*: each round
+//! runs every workload for 100,000 operations, one after the other, and the program
+//! prints per workload the median over the rounds (default 201) of nanoseconds per
+//! operation and of the ratio to the `Mutex<i64>` of the same round. On a shared
+//! machine whose speed changes from second to second this compares like with like
+//! better than timing one workload for seconds and then the next.
+//!
 //! Only the stable public API (`Value::new_in`, `lock`, `get`/`set`, `synchronized_with`,
 //! `Lock`/`RLock::acquire`) is used, so the same file builds against older commits of
 //! the crate for a before/after comparison (see `BENCHMARKS.md`).
 
 use std::hint::black_box;
 use std::sync::Mutex;
+use std::time::Instant;
 
 use sharedctypes::{synchronized_with, Heap, Lock, RLock, RawValue, Value};
 
@@ -71,10 +79,21 @@ fn run_rlock(l: &RLock, n: u64) {
     }
 }
 
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
 fn main() {
-    let n: u64 = match std::env::args().nth(1) {
-        Some(arg) => arg.parse().expect("usage: fastpath [N]"),
-        None => 1_000_000,
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let usage = "usage: fastpath [N] | fastpath time [ROUNDS]";
+    let (timed, n, rounds) = match args.first().map(String::as_str) {
+        Some("time") => {
+            let rounds = args.get(1).map_or(201, |a| a.parse().expect(usage));
+            (true, 100_000u64, rounds)
+        }
+        Some(arg) => (false, arg.parse().expect(usage), 1),
+        None => (false, 1_000_000, 1),
     };
     let heap = Heap::new(1 << 16).expect("create a heap");
 
@@ -94,16 +113,44 @@ fn main() {
     drop(lock.acquire());
     drop(rlock.acquire());
 
-    run_empty(n);
-    run_mutex_i64(&mutex, n);
-    run_value_rlock(&value, n);
-    run_value_lock(&value_lock, n);
-    run_lock(&lock, n);
-    run_rlock(&rlock, n);
+    let workloads: [(&str, &dyn Fn()); 6] = [
+        ("empty loop", &|| run_empty(n)),
+        ("Mutex<i64> lock + increment", &|| run_mutex_i64(&mutex, n)),
+        ("Value<i64> (RLock) lock + increment", &|| {
+            run_value_rlock(&value, n)
+        }),
+        ("Value<i64, Lock> lock + increment", &|| {
+            run_value_lock(&value_lock, n)
+        }),
+        ("Lock acquire + release", &|| run_lock(&lock, n)),
+        ("RLock acquire + release", &|| run_rlock(&rlock, n)),
+    ];
+    let mut ns = vec![Vec::new(); workloads.len()];
+    for _ in 0..rounds {
+        for (i, (_, work)) in workloads.iter().enumerate() {
+            let start = Instant::now();
+            work();
+            ns[i].push(start.elapsed().as_nanos() as f64 / n as f64);
+        }
+    }
+    if timed {
+        println!("{rounds} interleaved rounds of {n} operations per workload (medians)");
+        let mutex_ns = ns[1].clone();
+        for ((name, _), times) in workloads.iter().zip(&mut ns) {
+            let mut ratios: Vec<f64> = times.iter().zip(&mutex_ns).map(|(t, m)| t / m).collect();
+            println!(
+                "{name:38} {:7.2} ns  {:5.2}x Mutex",
+                median(times),
+                median(&mut ratios)
+            );
+        }
+    }
 
-    let expected = i64::try_from(n).expect("N fits an i64");
+    let expected = i64::try_from(n * rounds).expect("N fits an i64");
     assert_eq!(*mutex.lock().unwrap(), expected);
     assert_eq!(value.get(), expected);
     assert_eq!(value_lock.get(), expected);
-    println!("{n} operations per workload");
+    if !timed {
+        println!("{n} operations per workload");
+    }
 }
