@@ -55,6 +55,16 @@ fn ok(rc: libc::c_int, what: &str) {
     assert_eq!(rc, 0, "{what}: {}", std::io::Error::from_raw_os_error(rc));
 }
 
+/// A raw pointer to field `$field` of the `$ty` at `$base` (no dereference: safe).
+macro_rules! field {
+    ($base:expr, $ty:ty, $field:ident) => {
+        $base
+            .cast::<u8>()
+            .wrapping_add(std::mem::offset_of!($ty, $field))
+            .cast()
+    };
+}
+
 // --- Condition ping-pong -----------------------------------------------------------
 
 /// A process-shared pthread mutex and condition variable guarding a counter, in a
@@ -79,36 +89,50 @@ unsafe impl Sync for PthreadCond {}
 impl PthreadCond {
     fn new() -> PthreadCond {
         let shared = common::shared_mapping::<PthreadCondShared>();
-        // SAFETY: zeroed is a valid bit pattern for attribute objects, which the
-        // `_init` calls then initialise.
-        let (mut mattr, mut cattr): (libc::pthread_mutexattr_t, libc::pthread_condattr_t) =
-            unsafe { std::mem::zeroed() };
-        // SAFETY (all calls below): the attribute objects are valid for writes and
-        // initialised before use; `shared` points to a fresh, page-aligned, zeroed
-        // mapping large enough and aligned for the mutex, the condition and the counter,
-        // which nobody else uses yet.
-        unsafe {
-            ok(libc::pthread_mutexattr_init(&mut mattr), "mutexattr_init");
-            ok(
-                libc::pthread_mutexattr_setpshared(&mut mattr, libc::PTHREAD_PROCESS_SHARED),
-                "mutexattr_setpshared",
-            );
-            ok(
-                libc::pthread_mutex_init(std::ptr::addr_of_mut!((*shared).mutex), &mattr),
-                "mutex_init",
-            );
-            libc::pthread_mutexattr_destroy(&mut mattr);
-            ok(libc::pthread_condattr_init(&mut cattr), "condattr_init");
-            ok(
-                libc::pthread_condattr_setpshared(&mut cattr, libc::PTHREAD_PROCESS_SHARED),
-                "condattr_setpshared",
-            );
-            ok(
-                libc::pthread_cond_init(std::ptr::addr_of_mut!((*shared).cond), &cattr),
-                "cond_init",
-            );
-            libc::pthread_condattr_destroy(&mut cattr);
-        }
+        let mutex = field!(shared, PthreadCondShared, mutex);
+        let cond = field!(shared, PthreadCondShared, cond);
+        // The calls below: `shared` is a fresh, page-aligned, zeroed mapping, large
+        // enough and aligned for the mutex and the condition, which nobody else uses
+        // yet; the attribute objects are valid for writes and initialised before use.
+        // SAFETY: zeroed is a valid bit pattern for the attribute object, which
+        // pthread_mutexattr_init then initialises.
+        let mut mattr: libc::pthread_mutexattr_t = unsafe { std::mem::zeroed() };
+        // SAFETY: see above.
+        ok(
+            unsafe { libc::pthread_mutexattr_init(&mut mattr) },
+            "mutexattr_init",
+        );
+        ok(
+            // SAFETY: see above.
+            unsafe { libc::pthread_mutexattr_setpshared(&mut mattr, libc::PTHREAD_PROCESS_SHARED) },
+            "mutexattr_setpshared",
+        );
+        // SAFETY: see above.
+        ok(
+            unsafe { libc::pthread_mutex_init(mutex, &mattr) },
+            "mutex_init",
+        );
+        // SAFETY: initialised above, no longer needed.
+        unsafe { libc::pthread_mutexattr_destroy(&mut mattr) };
+        // SAFETY: as for the mutex attribute.
+        let mut cattr: libc::pthread_condattr_t = unsafe { std::mem::zeroed() };
+        // SAFETY: see above.
+        ok(
+            unsafe { libc::pthread_condattr_init(&mut cattr) },
+            "condattr_init",
+        );
+        ok(
+            // SAFETY: see above.
+            unsafe { libc::pthread_condattr_setpshared(&mut cattr, libc::PTHREAD_PROCESS_SHARED) },
+            "condattr_setpshared",
+        );
+        // SAFETY: see above.
+        ok(
+            unsafe { libc::pthread_cond_init(cond, &cattr) },
+            "cond_init",
+        );
+        // SAFETY: initialised above, no longer needed.
+        unsafe { libc::pthread_condattr_destroy(&mut cattr) };
         PthreadCond(shared)
     }
 
@@ -120,26 +144,25 @@ impl PthreadCond {
     /// One side's `ROUNDS` hand-offs: side 0 bumps the counter to odd numbers, side 1
     /// to even ones; each waits until the other has taken its turn.
     fn play(&self, side: u64) {
-        let (mutex, cond) = (
-            // SAFETY: pointers into the live mapping; no reference is formed.
-            unsafe { std::ptr::addr_of_mut!((*self.0).mutex) },
-            // SAFETY: as above.
-            unsafe { std::ptr::addr_of_mut!((*self.0).cond) },
-        );
+        let mutex = field!(self.0, PthreadCondShared, mutex);
+        let cond = field!(self.0, PthreadCondShared, cond);
         let counter = self.counter();
-        // SAFETY: the mutex and condition were initialised in `new` (process-shared)
-        // and live forever; the condition is waited on with its mutex held.
-        unsafe {
-            ok(libc::pthread_mutex_lock(mutex), "mutex_lock");
-            for _ in 0..ROUNDS {
-                while counter.load(Relaxed) % 2 != side {
-                    ok(libc::pthread_cond_wait(cond, mutex), "cond_wait");
-                }
-                counter.store(counter.load(Relaxed) + 1, Relaxed);
-                ok(libc::pthread_cond_signal(cond), "cond_signal");
+        // The calls below: the mutex and the condition were initialised in `new`
+        // (process-shared) and live forever; the condition is waited on with its mutex
+        // held, and the mutex is unlocked by the thread that locked it.
+        // SAFETY: see above.
+        ok(unsafe { libc::pthread_mutex_lock(mutex) }, "mutex_lock");
+        for _ in 0..ROUNDS {
+            while counter.load(Relaxed) % 2 != side {
+                // SAFETY: see above.
+                ok(unsafe { libc::pthread_cond_wait(cond, mutex) }, "cond_wait");
             }
-            ok(libc::pthread_mutex_unlock(mutex), "mutex_unlock");
+            counter.store(counter.load(Relaxed) + 1, Relaxed);
+            // SAFETY: see above.
+            ok(unsafe { libc::pthread_cond_signal(cond) }, "cond_signal");
         }
+        // SAFETY: see above.
+        ok(unsafe { libc::pthread_mutex_unlock(mutex) }, "mutex_unlock");
     }
 }
 
@@ -214,19 +237,13 @@ unsafe impl Sync for PosixSems {}
 impl PosixSems {
     fn new() -> PosixSems {
         let shared = common::shared_mapping::<PosixSemShared>();
-        // SAFETY: `shared` points to a fresh, page-aligned mapping, large enough and
-        // aligned for both semaphores, which nobody else uses yet.
-        unsafe {
-            assert_eq!(
-                libc::sem_init(std::ptr::addr_of_mut!((*shared).ping), 1, 0),
-                0,
-                "sem_init"
-            );
-            assert_eq!(
-                libc::sem_init(std::ptr::addr_of_mut!((*shared).pong), 1, 0),
-                0,
-                "sem_init"
-            );
+        for sem in [
+            field!(shared, PosixSemShared, ping),
+            field!(shared, PosixSemShared, pong),
+        ] {
+            // SAFETY: `shared` is a fresh, page-aligned mapping, large enough and
+            // aligned for both semaphores, which nobody else uses yet.
+            assert_eq!(unsafe { libc::sem_init(sem, 1, 0) }, 0, "sem_init");
         }
         PosixSems(shared)
     }
@@ -237,13 +254,8 @@ impl PosixSems {
     }
 
     fn play(&self, side: usize) {
-        // SAFETY: pointers into the live mapping; no reference is formed.
-        let (ping, pong) = unsafe {
-            (
-                std::ptr::addr_of_mut!((*self.0).ping),
-                std::ptr::addr_of_mut!((*self.0).pong),
-            )
-        };
+        let ping = field!(self.0, PosixSemShared, ping);
+        let pong = field!(self.0, PosixSemShared, pong);
         let counter = self.counter();
         // Retries `sem_wait` after a signal, as a careful caller must.
         let wait = |sem| {
@@ -348,31 +360,32 @@ unsafe impl Sync for PthreadBarrier {}
 impl PthreadBarrier {
     fn new() -> PthreadBarrier {
         let shared = common::shared_mapping::<PthreadBarrierShared>();
-        // SAFETY: zeroed is a valid bit pattern for the attribute object, which
-        // `_init` then initialises.
-        let mut attr: libc::pthread_barrierattr_t = unsafe { std::mem::zeroed() };
-        // SAFETY: `attr` is valid for writes and initialised before use; `shared`
-        // points to a fresh, page-aligned mapping large enough and aligned for the
+        let barrier = field!(shared, PthreadBarrierShared, barrier);
+        // The calls below: `attr` is valid for writes and initialised before use;
+        // `shared` is a fresh, page-aligned mapping large enough and aligned for the
         // barrier, which nobody else uses yet.
-        unsafe {
-            ok(
-                libc::pthread_barrierattr_init(&mut attr),
-                "barrierattr_init",
-            );
-            ok(
-                libc::pthread_barrierattr_setpshared(&mut attr, libc::PTHREAD_PROCESS_SHARED),
-                "barrierattr_setpshared",
-            );
-            ok(
-                libc::pthread_barrier_init(
-                    std::ptr::addr_of_mut!((*shared).barrier),
-                    &attr,
-                    PARTIES as u32,
-                ),
-                "barrier_init",
-            );
-            libc::pthread_barrierattr_destroy(&mut attr);
-        }
+        // SAFETY: zeroed is a valid bit pattern for the attribute object, which
+        // pthread_barrierattr_init then initialises.
+        let mut attr: libc::pthread_barrierattr_t = unsafe { std::mem::zeroed() };
+        // SAFETY: see above.
+        ok(
+            unsafe { libc::pthread_barrierattr_init(&mut attr) },
+            "barrierattr_init",
+        );
+        ok(
+            // SAFETY: see above.
+            unsafe {
+                libc::pthread_barrierattr_setpshared(&mut attr, libc::PTHREAD_PROCESS_SHARED)
+            },
+            "barrierattr_setpshared",
+        );
+        ok(
+            // SAFETY: see above.
+            unsafe { libc::pthread_barrier_init(barrier, &attr, PARTIES as u32) },
+            "barrier_init",
+        );
+        // SAFETY: initialised above, no longer needed.
+        unsafe { libc::pthread_barrierattr_destroy(&mut attr) };
         PthreadBarrier(shared)
     }
 
@@ -382,8 +395,7 @@ impl PthreadBarrier {
     }
 
     fn pass(&self) {
-        // SAFETY: a pointer into the live mapping; no reference is formed.
-        let barrier = unsafe { std::ptr::addr_of_mut!((*self.0).barrier) };
+        let barrier = field!(self.0, PthreadBarrierShared, barrier);
         for _ in 0..BARRIER_ROUNDS {
             // SAFETY: the barrier was initialised in `new` (process-shared, PARTIES
             // parties) and lives forever.
