@@ -192,7 +192,9 @@ rust, py = parse(sys.argv[1]), parse(sys.argv[2])
 rows = [("workload", "Python (s)", "Rust (s)", "speed-up")]
 for name, label in labels.items():
     p, r = py[name][0], rust[name][0]
-    rows.append((label, f"{p:.4f}", f"{r:.4f}", f"{p / r:.0f}x"))
+    speedup = p / r
+    rows.append((label, f"{p:.4f}", f"{r:.4f}",
+                 f"{speedup:.1f}x" if speedup < 10 else f"{speedup:.0f}x"))
 widths = [max(len(row[i]) for row in rows) for i in range(4)]
 print("| " + " | ".join(c.ljust(w) for c, w in zip(rows[0], widths)) + " |")
 print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
