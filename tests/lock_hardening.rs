@@ -407,3 +407,55 @@ fn a_child_in_another_time_namespace_cannot_take_an_inherited_lock() {
     }
     assert!(lock.try_acquire().is_ok(), "nobody holds it");
 }
+
+#[test]
+fn a_child_that_chroots_without_proc_still_uses_its_locks() {
+    // The privilege-separated daemon: fork, chroot into an empty directory, work.
+    let dir = std::env::temp_dir().join(format!("sharedctypes-chroot-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let lock = Lock::new().unwrap();
+    let counter = sharedctypes::RawValue::new(0u32).unwrap();
+    let held = lock.acquire().unwrap();
+    let child = {
+        let (lock, counter, dir) = (lock.clone(), counter.clone(), dir.clone());
+        Process::spawn(move || {
+            let path = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
+            // SAFETY: chroot and chdir take valid NUL-terminated paths.
+            if unsafe { libc::chroot(path.as_ptr()) } != 0 {
+                counter.set(u32::MAX); // not permitted here: nothing to show
+                return;
+            }
+            // SAFETY: as above.
+            unsafe { libc::chdir(c"/".as_ptr()) };
+            assert!(
+                std::fs::metadata("/proc/self").is_err(),
+                "no /proc in the chroot"
+            );
+            assert!(matches!(lock.try_acquire(), Err(TryLockError::WouldBlock)));
+            counter.set(1);
+            let _g = lock.acquire().unwrap();
+            counter.set(2);
+        })
+        .unwrap()
+    };
+    finishes_within_or_skip(&counter, held);
+    child.join().unwrap();
+    std::fs::remove_dir(&dir).ok();
+    if counter.get() != u32::MAX {
+        assert_eq!(counter.get(), 2);
+    } else {
+        eprintln!("SKIPPED: chroot is not permitted here");
+    }
+}
+
+/// Releases `held` once the chrooted child has shown it waits (or skipped).
+fn finishes_within_or_skip(
+    counter: &sharedctypes::RawValue<u32>,
+    held: sharedctypes::LockGuard<'_>,
+) {
+    let start = Instant::now();
+    while counter.get() == 0 && start.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    drop(held);
+}

@@ -456,7 +456,13 @@ fn killing_holders_under_load_never_breaks_exclusion() {
     let mut workers: Vec<Process> = (0..3).map(|_| spawn_worker()).collect();
     let mut kills = 0u64;
     let mut seed = 0x9E37_79B9_7F4A_7C15u64;
-    for _ in 0..40 {
+    // `SHAREDCTYPES_STRESS_KILLS=9000 cargo test --release --test locks killing_holders`
+    // for the long run; 40 keeps the suite fast.
+    let rounds: u64 = std::env::var("SHAREDCTYPES_STRESS_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(40);
+    for _ in 0..rounds {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;

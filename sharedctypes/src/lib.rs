@@ -51,28 +51,49 @@
 //! | `RawValue('d', 2.4)` | [`RawValue::new(2.4f64)`](RawValue::new) |
 //! | `RawArray('h', 7)` | [`RawArray::<typecode!('h')>::zeroed(7)`](RawArray::zeroed) |
 //! | `RawArray('i', (9, 2, 8))` | [`RawArray::from_slice(&[9i32, 2, 8])`](RawArray::from_slice) |
-//! | `Value('i', 7)` | [`Value::new(7i32)`](Value::new) |
+//! | `RawArray('c', b'hi')` | [`RawArray::from_bytes(b"hi")`](RawArray::from_bytes): a `RawArray<u8>` on every platform |
+//! | `Value('i', 7)` | [`Value::new(7i32)`](Value::new) (with a fresh [`RLock`]) |
 //! | `Value('i', 7, lock=lock)` | [`Value::with_lock(7i32, lock)`](Value::with_lock) |
 //! | `Array('c', b'hi', lock=lock)` | [`Array::from_bytes_with_lock(b"hi", lock)`](Array::from_bytes_with_lock) |
+//! | `with n.get_lock(): n.value += 1` | [`n.update(..)`](Value::update) on a `Value`; lock-free on a `RawValue<u64>`: [`n.fetch_add(1, Relaxed)`](Shared::<u64>::fetch_add) |
 //! | `copy(obj)` | [`copy(&obj)`](copy()) |
 //! | `synchronized(obj, lock)` | [`synchronized_with(obj, lock)`](synchronized_with) |
 //! | `obj.get_obj()`, `obj.get_lock()` | [`Value::get_obj`], [`Value::get_lock`] |
-//! | `Event()` | [`Event::new()`](Event::new) |
-//! | `Semaphore(3)`, `BoundedSemaphore(3)` | [`Semaphore::new(3)`](Semaphore::new), [`BoundedSemaphore::new(3)`](BoundedSemaphore::new) |
-//! | `Barrier(4)` | [`Barrier::new(4)`](Barrier::new) |
+//! | `lock.acquire()` | [`lock.acquire()?`](Lock::acquire): a guard, or [`OwnerDied`] if the last holder died or panicked |
+//! | `lock.acquire(False)`, `lock.acquire(timeout=t)` | [`lock.try_acquire()`](Lock::try_acquire), [`lock.acquire_timeout(t)`](Lock::acquire_timeout): a [`TryLockResult`] ([`TryLockError::WouldBlock`] or [`TryLockError::OwnerDied`]) |
+//! | `Condition()`, `Condition(lock)` | [`Condition::new()`](Condition::new): waits with the guard of any [`Lock`], [`RLock`], [`Value`] or [`Array`] ([`ConditionGuard`]) |
+//! | `cond.wait()`, `cond.wait(timeout)` | [`cond.wait(guard)`](Condition::wait), [`cond.wait_timeout(guard, t)`](Condition::wait_timeout) |
+//! | `cond.wait_for(pred)` | [`cond.wait_while(guard, ..)`](Condition::wait_while) (waits *while* the closure is true), [`wait_timeout_while`](Condition::wait_timeout_while) |
+//! | `cond.notify()`, `cond.notify(n)`, `cond.notify_all()` | [`notify_one()`](Condition::notify_one), [`notify(n)`](Condition::notify), [`notify_all()`](Condition::notify_all) |
+//! | `Condition(v.get_lock())`, `with cond: cond.wait_for(..)` | [`cond.wait_while(v.lock()?, ..)`](Condition::wait_while): the [`Value`]'s own guard |
+//! | `Event()`: `set`, `clear`, `is_set`, `wait` | [`Event::new()`](Event::new): [`set`](Event::set), [`clear`](Event::clear), [`is_set`](Event::is_set), [`wait`](Event::wait), [`wait_timeout`](Event::wait_timeout) |
+//! | `Semaphore(3)`, `BoundedSemaphore(3)` | [`Semaphore::new(3)`](Semaphore::new), [`BoundedSemaphore::new(3)`](BoundedSemaphore::new) (a release too many is [`Error::SemaphoreOverflow`]) |
+//! | `sem.acquire(False)`, `sem.get_value()` | [`sem.try_acquire()`](Semaphore::try_acquire) (a `bool`), [`sem.value()`](Semaphore::value) |
+//! | `Barrier(4)`: `wait`, `abort`, `reset` | [`Barrier::new(4)`](Barrier::new): [`wait`](Barrier::wait), [`wait_timeout`](Barrier::wait_timeout), [`abort`](Barrier::abort), [`reset`](Barrier::reset) |
+//! | `BrokenBarrierError` | [`Error::BrokenBarrier`] |
+//! | `Process(target=f).start()`, `p.join()` | [`Process::spawn(f)`](Process::spawn), [`p.join()?`](Process::join) (returns `()`; [`Error::ChildFailed`] unless the child exited 0) |
+//! | `p.exitcode`, `p.is_alive()`, `p.join(timeout)`, `p.kill()` | [`p.wait()?.code()`](Process::wait), [`p.try_wait()?.is_none()`](Process::try_wait), [`p.wait_timeout(t)?`](Process::wait_timeout), [`p.kill()?`](Process::kill) |
 //!
 //! The pieces:
 //! - [`Heap`] and [`default_heap`]: where objects live (offsets only, never pointers);
 //! - [named heaps](named): [`Heap::create`], [`Heap::open`], [`Heap::publish`],
 //!   [`Heap::lookup`] for processes that are not forked from each other;
 //! - [`SharedType`], [`Shared<T>`], [`SharedStruct`]: what may live there and how it is
-//!   read and written (see the memory-model argument in [`shared`](mod@shared));
+//!   read and written (see the memory-model argument in [`shared`](mod@shared)); shared
+//!   integers of up to 64 bits also have std's atomic methods, atomic across processes
+//!   ([`fetch_add`](Shared::<u64>::fetch_add),
+//!   [`compare_exchange`](Shared::<u64>::compare_exchange), …);
 //! - [`RawValue`], [`RawArray`], [`copy`]: unsynchronised objects;
-//! - [`Lock`], [`RLock`]: process-shared locks that survive their holder's death;
+//! - [`Lock`], [`RLock`]: process-shared locks that survive their holder's death or
+//!   panic ([`OwnerDied`], like std's poisoning); [`Lock::try_acquire`] and
+//!   [`Lock::acquire_timeout`] return a [`TryLockResult`], std's shape;
 //! - [`Value`], [`Array`], [`synchronized`]: objects behind a lock;
-//! - [`Event`], [`Semaphore`], [`BoundedSemaphore`], [`Barrier`]: waiting for other
-//!   processes without polling;
-//! - [`Process`]: fork a child that runs a closure;
+//! - [`Condition`], [`Event`], [`Semaphore`], [`BoundedSemaphore`], [`Barrier`]: waiting
+//!   for other processes without polling (they sleep in the kernel on a shared futex);
+//! - [`Process`]: fork a child that runs a closure; [`join`](Process::join) fails
+//!   unless it succeeded, [`wait`](Process::wait), [`try_wait`](Process::try_wait) and
+//!   [`kill`](Process::kill) treat it as a process;
+//! - [`Error`]: one error type, whose messages name the heap or key at fault;
 //! - [`typecode!`], [`Typecode`]: Python's one-letter type codes.
 //!
 //! # Limits
@@ -81,6 +102,9 @@
 //! - **No memory reclamation yet**: a heap only grows; an object's memory is given back
 //!   when its heap goes (the last process unmaps it), not when its last handle is
 //!   dropped. Size heaps for everything allocated over their life.
+//! - **No Python module yet**: Python programs cannot open these heaps; every program
+//!   that shares a named heap must use the same `#[repr(C)]` layouts (checked, not
+//!   converted).
 //! - **Linux only**: no Windows, macOS or BSD (see above).
 //! - **Locks need one PID namespace and one time namespace**: a lock's owner is named
 //!   by thread id and told from a stranger reusing that id by its start time, so locks
@@ -90,11 +114,15 @@
 //! - **Processes killed by a signal keep nothing consistent for you**: a lock they held
 //!   is recovered (the next holder is told: [`OwnerDied`]), but the data it guarded may
 //!   be half-written.
+//! - **A [`Condition`] has [`MAX_WAITERS`](sync::MAX_WAITERS) (128) waiter slots**: up
+//!   to that many threads wait with Python's exact semantics; beyond it, waiters still
+//!   wake, but a [`notify(n)`](Condition::notify) may wake more than `n` of them (std's
+//!   `Condvar` semantics). A waiter killed while waiting may swallow one notification.
+//! - **A process that dies is not made up for** by a [`Semaphore`] (its permits stay
+//!   taken) or a [`Barrier`] (the others wait until their timeout), as in Python.
 //! - **A named heap truncated by another process after it was opened** can still raise
 //!   `SIGBUS`, and a corrupted directory is checked only against what it names (see
 //!   [what is checked](named#what-is-checked-and-what-cannot-be)).
-//! - **No Python bindings yet**, and the same `#[repr(C)]` layout must be used by every
-//!   program that shares a named heap (checked, not converted).
 
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]

@@ -356,11 +356,12 @@ impl<T: SharedType> Shared<T> {
     /// by another thread or process in between is lost.
     ///
     /// Four processes doing `n.update(|x| x + 1)` on a `RawValue` lose increments. To
-    /// count without a lock, use the atomic methods of `Shared<integer>` (`fetch_add`,
-    /// `fetch_update`, …); for any other update, use a [`Value`](crate::Value), whose
-    /// `update` takes its lock around the read and the write, or hold the lock that
-    /// guards this value (through a guard, as below, this `update` is atomic with
-    /// respect to every other holder of the lock).
+    /// count without a lock, use the atomic methods of `Shared<integer>`
+    /// ([`fetch_add`](Shared::<u64>::fetch_add),
+    /// [`fetch_update`](Shared::<u64>::fetch_update), …); for any other update, use a
+    /// [`Value`](crate::Value), whose `update` takes its lock around the read and the
+    /// write, or hold the lock that guards this value (through a guard, as below, this
+    /// `update` is atomic with respect to every other holder of the lock).
     ///
     /// ```
     /// let v = sharedctypes::RawValue::new(7i32)?;

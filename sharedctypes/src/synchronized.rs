@@ -25,9 +25,11 @@ fn alloc_with_rlock<T>(heap: &Heap, len: usize) -> Result<(RLock, usize)> {
             available: heap.available(),
         })?;
     let base = heap.alloc(size, LOCK_ALIGN.max(std::mem::align_of::<T>()))?;
-    // SAFETY: `base` was just allocated, aligned for the lock (LOCK_ALIGN divides the
-    // block's alignment) and with LOCK_SIZE bytes before `data`; fresh memory is zero,
-    // which is an unlocked lock.
+    // SAFETY: `base` was just allocated, in bounds and aligned for the lock (LOCK_ALIGN
+    // divides the block's alignment), with LOCK_SIZE bytes before `data`. (The lock is
+    // atomics only, valid for any bits: fresh memory is normally zero, an unlocked lock,
+    // and a block a hostile process rewound the cursor over is recovered like any
+    // corrupted lock word.)
     let lock = unsafe { RLock::from_offset(heap, base) };
     Ok((lock, base + data))
 }
@@ -114,8 +116,9 @@ impl<T: SharedType> Value<T, RLock> {
         let (lock, offset) = alloc_with_rlock::<T>(heap, 1)?;
         // SAFETY: `offset` is the freshly allocated, `T`-aligned room for one `T`.
         let obj = unsafe { RawValue::<T>::from_offset(heap, offset) };
-        // SAFETY: the memory is valid and aligned for `T` and nobody else can reach it
-        // yet, so a plain write cannot race.
+        // SAFETY: the memory is valid and aligned for `T`, and no cooperating process can
+        // reach it yet (the cursor only grows; a hostile one rewinding it: see the heap
+        // docs), so a plain write cannot race.
         unsafe { obj.as_ptr().write(init) };
         Ok(Value { obj, lock })
     }

@@ -199,7 +199,13 @@ impl ConditionGuard for RLockGuard<'_> {
 ///   wakes, so beyond [`MAX_WAITERS`] waiters `notify(n)` may wake more than `n` (std's
 ///   `Condvar` semantics; [`Condition::wait_while`] copes either way).
 /// - A waiter killed while waiting may swallow one notification (as in Python): the
-///   notify that picks its slot wakes nobody.
+///   notify that picks its slot wakes nobody. One killed while counted in `overflow`
+///   stays counted: every later notify that finds fewer than `n` slot waiters counts
+///   it as woken.
+/// - A waiter whose slot is taken from it while it sleeps — freed by a waiter that
+///   judged it dead (possible for a waiter in a child of another PID namespace, see
+///   the [module docs](crate::sync#namespaces)), or rewritten by another process — returns
+///   as if notified: the one spurious wake-up, where sleeping on could last forever.
 ///
 /// [`RLock`]: crate::RLock
 #[derive(Clone)]
@@ -499,7 +505,7 @@ impl Condition {
         };
         let depth = lock.unlock_for_wait(me);
         let notified = match slot {
-            Some(slot) => self.sleep(slot, deadline),
+            Some(slot) => self.sleep(slot, me.owner & OWNER_MASK, deadline),
             None => {
                 let notified = sleep_overflow(&state.overflow_seq, seq, deadline);
                 state.overflow.fetch_sub(1, Ordering::SeqCst);
@@ -522,12 +528,17 @@ impl Condition {
         let mine = me.owner & OWNER_MASK;
         for attempt in 0..2 {
             for (i, slot) in state.slots.iter().enumerate() {
-                if slot.load(Ordering::Relaxed) == 0
-                    && slot
-                        .compare_exchange(0, mine, Ordering::SeqCst, Ordering::Relaxed)
-                        .is_ok()
+                if slot.load(Ordering::Relaxed) != 0 {
+                    continue;
+                }
+                // Raise the scan limit *before* the claim: a notify whose first load
+                // follows the claim (in the SeqCst order) then sees both. Raised after,
+                // a notify in between would scan short of the claimed slot.
+                state.high_water.fetch_max(i as u32 + 1, Ordering::SeqCst);
+                if slot
+                    .compare_exchange(0, mine, Ordering::SeqCst, Ordering::Relaxed)
+                    .is_ok()
                 {
-                    state.high_water.fetch_max(i as u32 + 1, Ordering::SeqCst);
                     return Some(slot);
                 }
             }
@@ -549,12 +560,24 @@ impl Condition {
         }
     }
 
-    /// Sleeps on `slot` until notified (`true`) or the deadline (`false`); frees it.
-    fn sleep(&self, slot: &AtomicU64, deadline: Option<Instant>) -> bool {
+    /// Sleeps on `slot`, claimed with the owner bits `mine`, until notified (`true`) or
+    /// the deadline (`false`); frees it.
+    fn sleep(&self, slot: &AtomicU64, mine: u64, deadline: Option<Instant>) -> bool {
         // A notify that comes within a few microseconds costs no system call.
         spin_until(|| slot.load(Ordering::Acquire) & NOTIFIED != 0);
         loop {
             let w = slot.load(Ordering::SeqCst);
+            if w & OWNER_MASK != mine {
+                // The slot was taken from us while we slept: freed by a waiter that
+                // judged us dead (one in another PID namespace reads our TID as
+                // another thread's), or rewritten. Its NOTIFIED bit and the slot
+                // itself are its new owner's, and a wake-up we took may have been
+                // meant for that owner: pass it on. Whether a notify reached us first
+                // cannot be told, so return as notified (`wait_while` looks again),
+                // where sleeping on could be forever.
+                futex::wake_low(slot, u32::MAX);
+                return true;
+            }
             if w & NOTIFIED != 0 {
                 slot.store(0, Ordering::Release);
                 return true;

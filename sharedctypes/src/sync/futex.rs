@@ -81,7 +81,8 @@ fn wait_raw(addr: *mut u32, expected: u32, timeout: Option<Duration>) {
 
 fn wake_raw(addr: *mut u32, n: u32) -> usize {
     let n = n.min(i32::MAX as u32) as libc::c_int;
-    // SAFETY: FUTEX_WAKE uses the address only as a key (it reads nothing); `addr` is
+    // SAFETY: FUTEX_WAKE uses the address only as a key (it reads no value; an unmapped
+    // address would be EFAULT, harmless); `addr` is
     // an aligned u32 in a live mapping.
     let rc = unsafe { libc::syscall(libc::SYS_futex, addr, libc::FUTEX_WAKE, n) };
     usize::try_from(rc).unwrap_or(0)

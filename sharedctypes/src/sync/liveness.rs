@@ -52,7 +52,9 @@ fn proc_is_ours() -> bool {
 }
 
 /// Whether thread `tid` lives in this process's time namespace, as far as `/proc` can
-/// tell: `false` when either side cannot be read.
+/// tell: `false` when either side cannot be read (another user's or a non-dumpable
+/// process's `ns/time` needs ptrace access), except on a kernel without time
+/// namespaces, where every thread shares the one clock.
 ///
 /// `/proc/<tid>/stat` shows a start time shifted by the *reader's* boot-time offset,
 /// while an owner records the start time it sees itself: two threads in different time
@@ -65,7 +67,20 @@ pub(crate) fn same_time_namespace(tid: u32) -> bool {
     }
     let theirs = std::fs::metadata(format!("/proc/{tid}/ns/time")).map(|m| (m.dev(), m.ino()));
     let ours = std::fs::metadata("/proc/self/ns/time").map(|m| (m.dev(), m.ino()));
-    matches!((theirs, ours), (Ok(a), Ok(b)) if a == b)
+    same_namespace(theirs, ours)
+}
+
+/// The decision of [`same_time_namespace`] from what `stat` said about both sides.
+fn same_namespace(theirs: std::io::Result<(u64, u64)>, ours: std::io::Result<(u64, u64)>) -> bool {
+    match (theirs, ours) {
+        (Ok(a), Ok(b)) => a == b,
+        // Our own `/proc` has no `ns/time` at all: the kernel has no time namespaces
+        // (before 5.6, or built without CONFIG_TIME_NS), so none can explain a
+        // mismatch. Failing closed here would wait on every stranger that reused a
+        // dead owner's TID until it exits.
+        (_, Err(e)) => e.kind() == std::io::ErrorKind::NotFound,
+        (Err(_), Ok(_)) => false,
+    }
 }
 
 /// The start time of thread `tid`, if it is alive.
@@ -102,6 +117,26 @@ mod tests {
         let zombie = b"9 (x) Z 1 9 9 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0";
         assert_eq!(parse_stat(zombie), Some(Task::Dead));
         assert_eq!(parse_stat(b"garbage"), None);
+    }
+
+    #[test]
+    fn time_namespaces_compare_only_when_the_kernel_has_them() {
+        use std::io::{Error, ErrorKind};
+        let missing = || Err(Error::from(ErrorKind::NotFound));
+        let denied = || Err(Error::from(ErrorKind::PermissionDenied));
+        assert!(same_namespace(Ok((1, 7)), Ok((1, 7))));
+        assert!(!same_namespace(Ok((1, 7)), Ok((1, 8))), "another namespace");
+        assert!(
+            !same_namespace(denied(), Ok((1, 7))),
+            "cannot tell: fail closed"
+        );
+        assert!(!same_namespace(missing(), Ok((1, 7))), "the thread is gone");
+        // A kernel without time namespaces: no `ns/time` on either side.
+        assert!(
+            same_namespace(missing(), missing()),
+            "without time namespaces, a start-time mismatch must be believed"
+        );
+        assert!(!same_namespace(denied(), denied()));
     }
 
     #[test]

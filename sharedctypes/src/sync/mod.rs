@@ -1,6 +1,6 @@
 //! Process-shared locks that survive their holder's death: [`Lock`] and [`RLock`]; and
-//! the primitives processes wait on: [`Event`], [`Semaphore`], [`BoundedSemaphore`] and
-//! [`Barrier`] (each documents its own shared word in its module).
+//! the primitives processes wait on: [`Condition`], [`Event`], [`Semaphore`],
+//! [`BoundedSemaphore`] and [`Barrier`] (each documents its own shared words).
 //!
 //! # The lock word
 //!
@@ -18,7 +18,8 @@
 //!                            (then bits 40..=63 are 0)
 //!              bits 40..=63  owner's start time mod 2^24 clock ticks, never 0 when
 //!                            known
-//! count : u32  RLock recursion depth; touched only by the owner
+//! count : u32  RLock recursion depth while held; touched only by the owner (every
+//!              first acquisition sets it, a release leaves it)
 //! (u32 reserved, zero)
 //! ```
 //!
@@ -43,7 +44,8 @@
 //!   live thread with that TID but another start time is a stranger that reused the
 //!   TID, so the owner is dead too. A dead owner's word is taken over by a
 //!   compare-and-swap from the exact word that was checked, so exactly one waiter wins,
-//!   and the winner gets [`OwnerDied`]. Nothing is paid for this until somebody waits.
+//!   and the winner gets [`OwnerDied`]. Nothing is paid for this until somebody waits
+//!   (or a `try_acquire` finds the lock busy: each such call reads `/proc`).
 //! - **No window, no ABA**: owner and start time are installed and removed by one CAS,
 //!   so no word ever names a TID without its start time (a process killed anywhere in
 //!   `acquire` or `release` leaves either the old word or the new one). A waiter's
@@ -52,6 +54,10 @@
 //!   ticks, about 46 hours at 100 Hz) would have to hold the lock at the same
 //!   generation (mod 128) — a dead thread holds nothing, and a new one with its TID
 //!   started in the same clock tick would also have to land on that generation.
+//!   Such a thread (or, for owners with `START_UNKNOWN`, any thread with the TID)
+//!   writes the dead owner's very owner bits, so it also takes the held word for its
+//!   own: an [`RLock`] gives it a nested guard of the dead owner's hold, unreported, and
+//!   a [`Lock`] panics as if re-entered.
 //! - **Corrupted words**: a word that names a thread that is not its recorded owner
 //!   (a dead TID, a live TID with another start time) is recovered like a dead
 //!   owner's, and so is a word no owner writes (a start field of 0 without
@@ -76,10 +82,23 @@
 //! ([`Error::ForeignPidNamespace`],
 //! [`Error::ForeignTimeNamespace`]). As a second
 //! line, a start-time mismatch is believed only after `/proc/<tid>/ns/time` shows the
-//! thread in the waiter's own time namespace. Where `/proc` is missing namespaces read
-//! as unknown on both sides and are not compared; the waiter then falls back to
-//! `kill(tid, 0)`, which recovers owners that are gone but waits on zombies until they
-//! are reaped.
+//! thread in the waiter's own time namespace (or the kernel has no time namespaces).
+//! Reading that link needs ptrace access, so a thread of another user, or of a
+//! non-dumpable process, cannot be placed: a dead owner whose TID such a thread reused
+//! is waited on until that thread exits. Where `/proc` is missing in every process,
+//! namespaces read as unknown (0) everywhere and are not compared; the waiter then
+//! falls back to `kill(tid, 0)`, which recovers owners that are gone but waits on
+//! zombies until they are reaped. A process that *loses* `/proc` after the handle was
+//! made (a `chroot` without it, `/proc` unmounted: the privilege-separated daemon)
+//! reads its namespaces as unknown, and an unknown namespace is not held against it:
+//! it keeps using its locks, protected by what remains (its new threads record their
+//! start time as unknown, and are waited on rather than taken over). The namespace
+//! check therefore catches a child forked after `unshare` only where it can still
+//! read `/proc`; named heaps fail closed instead.
+//!
+//! A [`Condition`] records no namespaces: its waiter slots name TIDs too, so a waiter
+//! in a child of another PID namespace (waiting with a lock made in that child) may be
+//! judged dead by a waiter here and lose its slot; it then returns as if notified.
 //!
 //! # Other limits
 //!
@@ -104,7 +123,11 @@
 //!
 //! [`Lock::acquire`] panics when the calling thread already holds the lock (it would
 //! otherwise wait forever); every acquiring call panics in a process whose PID or time
-//! namespace differs from the one the lock's handle was made in (see above). A
+//! namespace differs from the one the lock's handle was made in, as far as both can
+//! read `/proc` (see above). An
+//! [`RLock`] taken `u32::MAX` times over by one thread (guards forgotten) panics rather
+//! than wrap its depth. A [`Condition`] wait panics when handed a guard that belongs
+//! to another thread (one copied into a child by a raw `fork`). A
 //! `FUTEX_WAIT`/`FUTEX_WAKE` failure other than the expected `EAGAIN`/`EINTR`/
 //! `ETIMEDOUT` is ruled out by the design (the word is a valid, aligned, mapped
 //! atomic); if it happens anyway the waiter sleeps instead, which cannot corrupt the

@@ -189,10 +189,17 @@ impl RawLock {
 
     /// Releases the lock completely for a condition wait, whatever the RLock depth;
     /// returns the depth to restore with [`relock_after_wait`](Self::relock_after_wait).
+    ///
+    /// A lock that is no longer `me`'s (taken over by a waiter that found its word
+    /// naming a dead thread: the word was rewritten) is left alone, word and depth: they
+    /// are the new owner's. The wait then takes it back at depth 1.
     pub(crate) fn unlock_for_wait(&self, me: Me) -> u32 {
+        let held = self.word.load(Ordering::Relaxed);
+        if held & OWNER_MASK != me.owner {
+            return 1;
+        }
         let depth = self.count.load(Ordering::Relaxed);
         self.count.store(0, Ordering::Relaxed);
-        let held = self.word.load(Ordering::Relaxed);
         self.unlock(me.owner, held, false);
         depth
     }
@@ -422,7 +429,10 @@ impl LockHandle {
     pub(crate) fn me(&self) -> Me {
         let me = thread_id::me();
         if me.ns != self.ns {
-            foreign_namespace(me.ns, self.ns);
+            check_namespaces(me.ns, self.ns);
+            // Looked up again rather than kept across the call, so that the fast path
+            // never spills `me` for the sake of this rare one.
+            return thread_id::me();
         }
         me
     }
@@ -445,15 +455,30 @@ impl LockHandle {
     }
 }
 
+/// Panics if the two namespace words (PID namespace in the high half, time namespace
+/// in the low half, 0 where unknown) name different namespaces. A half that one side
+/// cannot read proves nothing and is not held against it: a child that `chroot`s
+/// without `/proc` (the usual privilege-separated daemon) keeps working, relying on the
+/// checks that remain (start times, which it then records as unknown, are waited on).
 #[cold]
 #[inline(never)]
-fn foreign_namespace(mine: u64, theirs: u64) -> ! {
-    panic!(
-        "sharedctypes: this process is in another PID or time namespace (ns {mine:#x}) than \
-         the process that made this lock handle (ns {theirs:#x}): locks name their owners \
-         by thread id and start time, which mean something else here, so the lock cannot \
-         be shared safely; fork such children before `unshare`, or share only raw objects"
-    )
+fn check_namespaces(mine: u64, theirs: u64) {
+    let differs = |shift: u32| {
+        let (a, b) = (
+            (mine >> shift) & 0xffff_ffff,
+            (theirs >> shift) & 0xffff_ffff,
+        );
+        a != 0 && b != 0 && a != b
+    };
+    if differs(32) || differs(0) {
+        panic!(
+            "sharedctypes: this process is in another PID or time namespace (ns {mine:#x}) \
+             than the process that made this lock handle (ns {theirs:#x}): locks name their \
+             owners by thread id and start time, which mean something else here, so the lock \
+             cannot be shared safely; fork such children before `unshare`, or share only raw \
+             objects"
+        )
+    }
 }
 
 #[cfg(test)]
@@ -475,6 +500,18 @@ mod tests {
             count: AtomicU32::new(0),
             _reserved: AtomicU32::new(0),
         }
+    }
+
+    #[test]
+    fn only_known_namespaces_that_differ_conflict() {
+        let ok = |a, b| std::panic::catch_unwind(|| check_namespaces(a, b)).is_ok();
+        assert!(ok(0, 0x1_0000_0002));
+        assert!(
+            ok(0x1_0000_0000, 0x1_0000_0002),
+            "an unknown time namespace"
+        );
+        assert!(!ok(0x1_0000_0002, 0x1_0000_0003), "time namespaces differ");
+        assert!(!ok(0x1_0000_0002, 0x4_0000_0002), "PID namespaces differ");
     }
 
     #[test]

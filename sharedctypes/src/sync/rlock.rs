@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::error::Result;
 use crate::heap::{try_default_heap, Heap};
 
-use super::raw_lock::{Acquired, LockHandle, RawLock};
+use super::raw_lock::{Acquired, LockHandle, RawLock, OWNER_MASK};
 use super::thread_id::{self, Me};
 use super::{LockResult, OwnerDied, TryLockError, TryLockResult};
 
@@ -49,9 +49,10 @@ pub struct RLockGuard<'a> {
     state: &'a RawLock,
     me: Me,
     /// The word as this guard last saw it held by this thread (taken, nested into, or
-    /// retaken after a condition wait). The final release's CAS expects it; if the
-    /// word changed since (another guard's condition wait, a poisoning nested guard),
-    /// the CAS fails and the slow path releases whatever word this thread holds.
+    /// retaken after a condition wait). The last level's release CASes from it, so
+    /// needs no load; if the word changed since (another guard's condition wait, a
+    /// poisoning nested guard, waiters, a recovery by another process), the CAS fails
+    /// and the slow path releases the word only if it names this thread.
     held: u64,
     _not_send: PhantomData<*const ()>,
 }
@@ -122,12 +123,16 @@ impl RLock {
     #[inline(never)]
     fn acquire_slow(&self) -> (u64, bool) {
         let me = self.handle.me();
-        let guard = match self.finish(me, self.handle.state().lock_contended(me, None)) {
-            Ok(guard) => return (guard.into_held(), false),
-            Err(TryLockError::OwnerDied(died)) => died.into_inner(),
+        // The guard `finish` makes is forgotten: its level is handed to the one
+        // `acquire` builds.
+        let (guard, died) = match self.finish(me, self.handle.state().lock_contended(me, None)) {
+            Ok(guard) => (guard, false),
+            Err(TryLockError::OwnerDied(died)) => (died.into_inner(), true),
             Err(TryLockError::WouldBlock) => unreachable!("no deadline was given"),
         };
-        (guard.into_held(), true)
+        let held = guard.held;
+        std::mem::forget(guard);
+        (held, died)
     }
 
     /// Takes the lock without waiting if it is free or already held by this thread; if
@@ -191,7 +196,8 @@ impl RLock {
         }
     }
 
-    /// The guard of a first acquisition, which installed the word `held`.
+    /// The guard of a first acquisition, which installed the word `held`. Every first
+    /// acquisition sets the depth (a released lock keeps its last depth).
     #[inline]
     fn first_guard(&self, me: Me, held: u64) -> RLockGuard<'_> {
         let state = self.handle.state();
@@ -272,23 +278,29 @@ impl Drop for RLockGuard<'_> {
 }
 
 /// Gives up one level of the RLock `state`, which the thread with owner bits `owner`
-/// holds with word `held`; releases it at the last level. `panicking`: the critical
-/// section did not finish (poisons the lock). Given the guard's fields, not the guard,
-/// so that the guard never needs an address.
+/// took or last saw with word `held`; releases it at the last level. `panicking`: the
+/// critical section did not finish (poisons the lock). Given the guard's fields, not
+/// the guard, so that the guard never needs an address.
+///
+/// A lock taken from this thread (recovered by a waiter that found its word naming a
+/// dead thread: the word was rewritten) is left alone, word and depth: they are the new
+/// owner's. A nested level checks the word before it touches the depth; the last level
+/// leaves the depth as it is (the next first acquisition sets it) and CASes from
+/// `held`, which fails on any other word, and the slow path then releases only a word
+/// naming this thread. So the common release is one load of the depth and one CAS.
 #[inline(always)]
 fn release(state: &RawLock, owner: u64, held: u64, panicking: bool) {
     let depth = state.count.load(Ordering::Relaxed);
     if depth > 1 {
+        if state.word.load(Ordering::Relaxed) & OWNER_MASK != owner {
+            return;
+        }
         if panicking {
             // The outermost critical section did not finish either.
             state.poison_held(owner);
         }
         state.count.store(depth - 1, Ordering::Relaxed);
     } else {
-        state.count.store(0, Ordering::Relaxed);
-        // The word this guard saw, not a reload: if it is no longer exactly that
-        // (even a word naming another owner, which a reload would free), the CAS
-        // fails and the slow path releases only a word that names this thread.
         state.unlock(owner, held, panicking);
     }
 }
@@ -308,13 +320,6 @@ impl RLockGuard<'_> {
     /// Records the word a condition wait took the lock back with.
     pub(crate) fn set_held(&mut self, held: u64) {
         self.held = held;
-    }
-
-    /// Forgets the guard without releasing its level of the lock; returns its word.
-    fn into_held(self) -> u64 {
-        let held = self.held;
-        std::mem::forget(self);
-        held
     }
 }
 
@@ -337,7 +342,14 @@ impl fmt::Debug for RLock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RLock")
             .field("owner_tid", &self.handle.owner())
-            .field("depth", &self.handle.state().count.load(Ordering::Relaxed))
+            .field(
+                "depth",
+                // A released lock keeps its last depth (see `release`).
+                &match self.handle.owner() {
+                    Some(_) => self.handle.state().count.load(Ordering::Relaxed),
+                    None => 0,
+                },
+            )
             .finish()
     }
 }
@@ -347,9 +359,9 @@ mod tests {
     use super::*;
     use crate::sync::raw_lock::{owner_bits, OWNER_MASK};
 
-    /// The final release expects the word the guard saw; a word that no longer names
-    /// this thread (taken over, or overwritten by another process) is left alone, where
-    /// releasing a fresh reload of it would free another owner's lock.
+    /// A word that no longer names this thread (taken over, or overwritten by another
+    /// process) is left alone by the guard's release, which would otherwise free
+    /// another owner's lock.
     #[test]
     fn the_last_release_leaves_a_word_naming_another_owner_alone() {
         let heap = Heap::new(4096).unwrap();
@@ -370,8 +382,30 @@ mod tests {
         );
     }
 
-    /// A nested guard dropped last releases the lock (its word is the one the first
-    /// guard installed), and so does a guard whose word a condition wait replaced.
+    /// Nor do stale nested guards touch the new owner's depth.
+    #[test]
+    fn stale_nested_guards_leave_the_new_owners_depth_alone() {
+        let heap = Heap::new(4096).unwrap();
+        let lock = RLock::new_in(&heap).unwrap();
+        let outer = lock.acquire().unwrap();
+        let inner = lock.acquire().unwrap();
+        let state = lock.handle.state();
+        // Recovered by another process, which holds it at depth 2 itself.
+        let stranger = owner_bits(1, Some(12345)) | (5 << 32);
+        state.word.store(stranger, Ordering::Relaxed);
+        assert_eq!(state.count.load(Ordering::Relaxed), 2);
+        drop(inner);
+        drop(outer);
+        assert_eq!(state.word.load(Ordering::Relaxed), stranger);
+        assert_eq!(
+            state.count.load(Ordering::Relaxed),
+            2,
+            "the new owner's depth"
+        );
+    }
+
+    /// A nested guard dropped last releases the lock, and so does a guard taken before
+    /// a condition wait (through another guard) replaced the word.
     #[test]
     fn any_guard_dropped_last_releases() {
         let heap = Heap::new(4096).unwrap();
@@ -391,7 +425,7 @@ mod tests {
             .unwrap();
         drop(inner);
         assert!(lock.handle.owner().is_some(), "one level still held");
-        drop(outer); // its word is stale (the wait retook the lock): the slow path
+        drop(outer); // taken before the wait retook the lock with a new word
         assert_eq!(lock.handle.owner(), None);
     }
 }
