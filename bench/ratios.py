@@ -39,6 +39,7 @@ GROUPS = {
         ("Condition_Value_u64", 1.0)]),
     "semaphore_ping_pong_2proc_x_10k": ("posix_sem_t_pshared", [("Semaphore", 1.0)]),
     "barrier_4proc_x_10k": ("pthread_barrier_pshared", [("Barrier", 1.0)]),
+    "lookup_100k_keys": ("HashMap_String_u64", [("Heap_lookup_RawValue_u64", 20.0)]),
 }
 
 

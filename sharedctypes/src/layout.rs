@@ -935,16 +935,6 @@ pub(crate) mod codec {
         Ok(())
     }
 
-    /// Where the root node's size ends: [`root_size`] needs the first this many bytes.
-    pub(crate) const ROOT_SIZE_END: usize = 1 + 8;
-
-    /// The size recorded in an encoded layout's root node, without decoding the rest
-    /// (`None` if the bytes are too short to hold it).
-    pub(crate) fn root_size(bytes: &[u8]) -> Option<usize> {
-        let size = bytes.get(1..ROOT_SIZE_END)?.try_into().ok()?;
-        usize::try_from(u64::from_le_bytes(size)).ok()
-    }
-
     /// Deserializes a layout; `None` for anything but exactly one well-formed node.
     pub(crate) fn decode(bytes: &[u8]) -> Option<OwnedLayout> {
         if bytes.len() > MAX_ENCODED_LEN {
