@@ -116,7 +116,9 @@ impl ConditionGuard for RLockGuard<'_> {
     fn __lock(&self) -> (&RawLock, Me) {
         self.raw_parts()
     }
-    fn __retaken(&mut self, _word: u64) {}
+    fn __retaken(&mut self, word: u64) {
+        self.set_held(word);
+    }
 }
 
 /// A process-shared condition variable (Python's `multiprocessing.Condition`, in the
