@@ -10,7 +10,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::panic::{self, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
-use common::{child_status, in_child, unique};
+use common::{child_status, in_child, owner_word, start_time, unique, write_word};
 use sharedctypes::sync::CHECK_INTERVAL;
 use sharedctypes::{Error, Heap, Lock, Process, RLock, TryLockError, Value};
 
@@ -214,36 +214,6 @@ fn lock_word_offset(name: &str, marker: u64) -> u64 {
         .position(|w| w == marker.to_ne_bytes())
         .expect("the marker is in the segment");
     at as u64 - 16
-}
-
-fn write_word(name: &str, offset: u64, word: u64) {
-    use std::os::unix::fs::FileExt;
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .open(format!("/dev/shm{name}"))
-        .unwrap();
-    f.write_all_at(&word.to_ne_bytes(), offset).unwrap();
-}
-
-/// Thread `tid`'s start time as `/proc/<tid>/stat` shows it to the caller.
-fn start_time(tid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{tid}/stat")).unwrap();
-    let rest = &stat[stat.rfind(')').unwrap() + 1..];
-    rest.split_ascii_whitespace()
-        .nth(19)
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
-/// The owner bits a thread writes (see the `sync` module docs): TID in bits 0..=29,
-/// start time mod 2^24 (0 mapped to 1) in bits 40..=63.
-fn owner_word(tid: u32, start: u64) -> u64 {
-    let start = match start & 0xff_ffff {
-        0 => 1,
-        s => s,
-    };
-    u64::from(tid) | start << 40
 }
 
 const WAITERS: u64 = 1 << 31;

@@ -12,7 +12,7 @@ use std::os::unix::fs::FileExt;
 use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};
 
-use common::unique;
+use common::{owner_word, start_time, unique, write_word};
 use sharedctypes::{Condition, Heap, Lock, Process, RawValue, TryLockError, Value};
 
 // --- Helpers --------------------------------------------------------------------------
@@ -37,32 +37,6 @@ fn find_word(name: &str, word: u64) -> Option<u64> {
         .chunks_exact(8)
         .position(|w| w == word.to_ne_bytes())
         .map(|i| i as u64 * 8)
-}
-
-fn write_word(name: &str, offset: u64, word: u64) {
-    shm(name).write_all_at(&word.to_ne_bytes(), offset).unwrap();
-}
-
-/// Thread `tid`'s start time as `/proc/<tid>/stat` shows it.
-fn start_time(tid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{tid}/stat")).unwrap();
-    let rest = &stat[stat.rfind(')').unwrap() + 1..];
-    rest.split_ascii_whitespace()
-        .nth(19)
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
-/// The owner bits thread `tid` writes into a lock word or a condition slot (see the
-/// `sync` module docs): TID in bits 0..=29, start time mod 2^24 (0 mapped to 1) in
-/// bits 40..=63.
-fn owner_word(tid: u32, start: u64) -> u64 {
-    let start = match start & 0xff_ffff {
-        0 => 1,
-        s => s,
-    };
-    u64::from(tid) | start << 40
 }
 
 /// Whether process `pid` sleeps in `FUTEX_WAIT` (`/proc/<pid>/syscall` names the futex

@@ -116,7 +116,9 @@ impl ConditionGuard for RLockGuard<'_> {
     fn __lock(&self) -> (&RawLock, Me) {
         self.raw_parts()
     }
-    fn __retaken(&mut self, _word: u64) {}
+    fn __retaken(&mut self, word: u64) {
+        self.set_held(word);
+    }
 }
 
 /// A process-shared condition variable (Python's `multiprocessing.Condition`, in the
@@ -577,7 +579,9 @@ impl Condition {
                 return true;
             }
             if w & NOTIFIED != 0 {
-                slot.store(0, Ordering::Release);
+                // Free it only if it is still ours (a CAS, not a store: a slot taken
+                // from us meanwhile may already be someone else's claim).
+                let _ = slot.compare_exchange(w, 0, Ordering::Release, Ordering::Relaxed);
                 return true;
             }
             let timeout = match deadline {

@@ -116,19 +116,39 @@ impl Lock {
     #[inline]
     pub fn acquire(&self) -> LockResult<LockGuard<'_>> {
         let me = self.handle.me();
-        let state = self.handle.state();
-        if let Some(held) = state.try_fast(me) {
+        if let Some(held) = self.handle.state().try_fast(me) {
             return Ok(self.guard(me, held));
         }
-        match state.lock_contended(me, None) {
-            Acquired::Clean => Ok(self.guard_now(me)),
-            Acquired::OwnerDied => Err(OwnerDied::new(self.guard_now(me))),
+        // The guard is built here, from a word and a flag: a slow path returning a
+        // whole guard (or a fast path sharing its result with the slow one) would pass
+        // the guard through memory on the fast path too.
+        let (held, died) = self.acquire_slow();
+        let guard = self.guard(me, held);
+        if died {
+            Err(OwnerDied::new(guard))
+        } else {
+            Ok(guard)
+        }
+    }
+
+    /// [`acquire`](Lock::acquire) when the fast path failed: waits, and returns the
+    /// word installed and whether the previous holder died. Out of line (and given
+    /// nothing but `self`), so that the fast path stays small enough to inline.
+    #[cold]
+    #[inline(never)]
+    fn acquire_slow(&self) -> (u64, bool) {
+        let me = self.handle.me();
+        let state = self.handle.state();
+        let died = match state.lock_contended(me, None) {
+            Acquired::Clean => false,
+            Acquired::OwnerDied => true,
             Acquired::Mine => panic!(
                 "sharedctypes::Lock::acquire: this thread already holds the lock, and a Lock \
                  is not re-entrant (this would wait forever); use an RLock"
             ),
             Acquired::Busy => unreachable!("no deadline was given"),
-        }
+        };
+        (state.word.load(std::sync::atomic::Ordering::Relaxed), died)
     }
 
     /// Takes the lock if it is free, or if its holder died (then
@@ -201,6 +221,7 @@ impl Lock {
         Some(self.guard(me, held))
     }
 
+    #[inline]
     fn guard(&self, me: Me, held: u64) -> LockGuard<'_> {
         LockGuard {
             state: self.handle.state(),
@@ -252,10 +273,18 @@ impl Lock {
 impl Drop for LockGuard<'_> {
     #[inline]
     fn drop(&mut self) {
-        // A guard copied into a forked child is not the child's to release.
-        if thread_id::me().owner == self.me.owner {
-            self.state
-                .unlock(self.me, self.held, std::thread::panicking());
+        // A guard copied into a forked child is not the child's to release. The guard
+        // is not `Send`, so only a fork can change the identity of the thread dropping
+        // it, and every fork changes the fork generation: one load, where looking up
+        // the thread's identity again would cost a thread-local read and a load.
+        if self.me.generation == thread_id::fork_generation() {
+            // Branch on `panicking` first, so that the common release has no poison
+            // branch of its own.
+            if std::thread::panicking() {
+                self.state.unlock(self.me.owner, self.held, true);
+            } else {
+                self.state.unlock(self.me.owner, self.held, false);
+            }
         }
     }
 }

@@ -18,7 +18,8 @@
 //!                            (then bits 40..=63 are 0)
 //!              bits 40..=63  owner's start time mod 2^24 clock ticks, never 0 when
 //!                            known
-//! count : u32  RLock recursion depth; touched only by the owner
+//! count : u32  RLock recursion depth while held; touched only by the owner (every
+//!              first acquisition sets it, a release leaves it)
 //! (u32 reserved, zero)
 //! ```
 //!

@@ -121,10 +121,11 @@ impl RawLock {
         self.word.load(Ordering::Relaxed) & OWNER_MASK == me.owner
     }
 
-    /// Releases the lock, which `me` holds with word `held` (as last seen by this
-    /// thread). `poison` marks it for the next acquirer (the holder is panicking).
+    /// Releases the lock, which the thread with owner bits `owner` holds with word
+    /// `held` (as last seen by this thread). `poison` marks it for the next acquirer
+    /// (the holder is panicking).
     #[inline]
-    pub(crate) fn unlock(&self, me: Me, held: u64, poison: bool) {
+    pub(crate) fn unlock(&self, owner: u64, held: u64, poison: bool) {
         // Sleepers to wake, or a POISON set by a nested RLock guard: the slow path.
         if !poison
             && held & (WAITERS | POISON) == 0
@@ -140,15 +141,19 @@ impl RawLock {
         {
             return;
         }
-        self.unlock_slow(me, poison);
+        self.unlock_slow(owner, poison);
     }
 
+    /// The release of a word with waiters, poison, or not exactly `held`: given only
+    /// the owner bits, so that the inlined fast path need not keep a whole [`Me`] in
+    /// memory for the call.
     #[cold]
-    fn unlock_slow(&self, me: Me, poison: bool) {
+    #[inline(never)]
+    fn unlock_slow(&self, owner: u64, poison: bool) {
         let mut w = self.word.load(Ordering::Relaxed);
         // Leave a word that is no longer ours alone (it was taken over by a waiter
         // that found the owner dead: the kernel's answer, or corruption).
-        while w & OWNER_MASK == me.owner {
+        while w & OWNER_MASK == owner {
             let new = freed(w, poison || w & POISON != 0);
             match self
                 .word
@@ -167,9 +172,11 @@ impl RawLock {
 
     /// Marks the held lock poisoned: its next acquirer after the final release gets
     /// `OwnerDied`. Called by an RLock guard dropped during unwinding at depth > 1.
-    pub(crate) fn poison_held(&self, me: Me) {
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn poison_held(&self, owner: u64) {
         let mut w = self.word.load(Ordering::Relaxed);
-        while w & OWNER_MASK == me.owner && w & POISON == 0 {
+        while w & OWNER_MASK == owner && w & POISON == 0 {
             match self
                 .word
                 .compare_exchange(w, w | POISON, Ordering::Relaxed, Ordering::Relaxed)
@@ -193,7 +200,7 @@ impl RawLock {
         }
         let depth = self.count.load(Ordering::Relaxed);
         self.count.store(0, Ordering::Relaxed);
-        self.unlock(me, held, false);
+        self.unlock(me.owner, held, false);
         depth
     }
 
@@ -423,6 +430,9 @@ impl LockHandle {
         let me = thread_id::me();
         if me.ns != self.ns {
             check_namespaces(me.ns, self.ns);
+            // Looked up again rather than kept across the call, so that the fast path
+            // never spills `me` for the sake of this rare one.
+            return thread_id::me();
         }
         me
     }
@@ -478,6 +488,7 @@ mod tests {
     fn me(tid: u32, start: u64) -> Me {
         Me {
             tid,
+            generation: 1,
             owner: owner_bits(tid, Some(start)),
             ns: 0,
         }
@@ -509,14 +520,14 @@ mod tests {
         let a = me(100, 5);
         let held = l.try_fast(a).expect("free");
         assert_eq!(held & GEN_MASK, 1 << GEN_SHIFT);
-        l.unlock(a, held, false);
+        l.unlock(a.owner, held, false);
         assert_eq!(l.word.load(Ordering::Relaxed), 1 << GEN_SHIFT);
         let again = l.try_fast(a).expect("free");
         assert_ne!(
             again, held,
             "the same thread retaking the lock makes a new word"
         );
-        l.unlock(a, again, false);
+        l.unlock(a.owner, again, false);
         assert_eq!(l.word.load(Ordering::Relaxed), 2 << GEN_SHIFT);
     }
 
@@ -535,14 +546,14 @@ mod tests {
         let l = lock_with(0);
         let a = me(100, 5);
         let held = l.try_fast(a).expect("free");
-        l.unlock(a, held, true);
+        l.unlock(a.owner, held, true);
         assert!(
             l.try_fast(a).is_none(),
             "the fast path refuses a poisoned word"
         );
         assert_eq!(l.try_lock(a), Acquired::OwnerDied);
         let held = l.word.load(Ordering::Relaxed);
-        l.unlock(a, held, false);
+        l.unlock(a.owner, held, false);
         assert_eq!(l.try_lock(a), Acquired::Clean);
     }
 

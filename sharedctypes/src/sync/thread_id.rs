@@ -22,6 +22,9 @@ static ATFORK: AtomicBool = AtomicBool::new(false);
 pub struct Me {
     /// Kernel thread id.
     pub tid: u32,
+    /// The fork generation this identity was taken in (see [`fork_generation`]); 0
+    /// only in the empty cache entry (the counter starts at 1).
+    pub generation: u32,
     /// The owner bits this thread writes into a lock word: its TID and its start time
     /// (see [`owner_bits`](super::raw_lock::owner_bits)); they identify this thread even
     /// after its TID is reused.
@@ -31,9 +34,9 @@ pub struct Me {
 }
 
 thread_local! {
-    /// `(generation, identity)`; generation 0 means "not cached".
-    static CACHE: Cell<(u32, Me)> =
-        const { Cell::new((0, Me { tid: 0, owner: 0, ns: 0 })) };
+    /// This thread's identity; `generation` 0 means "not cached".
+    static CACHE: Cell<Me> =
+        const { Cell::new(Me { tid: 0, generation: 0, owner: 0, ns: 0 }) };
 }
 
 extern "C" fn bump_generation() {
@@ -43,15 +46,29 @@ extern "C" fn bump_generation() {
 /// The calling thread's identity.
 #[inline]
 pub(crate) fn me() -> Me {
-    let (generation, me) = CACHE.with(Cell::get);
-    if generation == FORK_GENERATION.load(Ordering::Relaxed) {
-        return me;
+    if CACHE.with(|c| c.get().generation) != FORK_GENERATION.load(Ordering::Relaxed) {
+        refresh();
     }
-    refresh()
+    // Read back from the cache on both paths (rather than returning `refresh`'s
+    // result): the fast path then loads only the fields its caller uses, straight
+    // from thread-local storage, instead of merging two copies through the stack.
+    CACHE.with(Cell::get)
+}
+
+/// This process's fork generation: the same in every thread of a process, different
+/// in each forked child (the atfork handler bumps it, and [`me`] registers the handler
+/// before it returns an identity). A lock guard compares the `generation` of the
+/// identity it was taken with against this, a single load, to tell that it has been
+/// copied into a forked child (not the child's lock to release) without looking up the
+/// thread-local identity again.
+#[inline]
+pub(crate) fn fork_generation() -> u32 {
+    FORK_GENERATION.load(Ordering::Relaxed)
 }
 
 #[cold]
-fn refresh() -> Me {
+#[inline(never)]
+fn refresh() {
     if !ATFORK.load(Ordering::Acquire) {
         // SAFETY: registering a plain extern "C" function with no captured state; it only
         // touches an atomic, which is async-signal-safe and fork-safe.
@@ -68,11 +85,11 @@ fn refresh() -> Me {
     let start = super::liveness::start_time(tid);
     let me = Me {
         tid,
+        generation,
         owner: super::raw_lock::owner_bits(tid, start),
         ns: namespaces(),
     };
-    CACHE.with(|c| c.set((generation, me)));
-    me
+    CACHE.with(|c| c.set(me));
 }
 
 /// This process's PID and time namespaces in one number: the inodes of
