@@ -76,20 +76,7 @@ unsafe impl Sync for PthreadCounter {}
 
 impl PthreadCounter {
     fn new() -> PthreadCounter {
-        let size = std::mem::size_of::<PthreadShared>();
-        // SAFETY: an anonymous shared mapping at an address of the kernel's choosing.
-        let addr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                size,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        assert_ne!(addr, libc::MAP_FAILED, "mmap");
-        let base = addr.cast::<u8>();
+        let base = common::shared_mapping::<PthreadShared>().cast::<u8>();
         let this = PthreadCounter {
             mutex: base
                 .wrapping_add(std::mem::offset_of!(PthreadShared, mutex))
