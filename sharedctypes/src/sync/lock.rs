@@ -252,7 +252,7 @@ impl Lock {
     /// # Ok::<(), sharedctypes::Error>(())
     /// ```
     pub fn heap(&self) -> &Heap {
-        &self.handle.heap
+        self.handle.heap()
     }
 
     pub(crate) fn offset(&self) -> usize {

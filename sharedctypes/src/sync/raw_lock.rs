@@ -5,13 +5,12 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use std::ptr::NonNull;
-
 use crate::error::Result;
 use crate::heap::Heap;
 
 use super::futex;
 use super::liveness::{self, Task};
+use super::state::{SharedState, StateHandle};
 use super::thread_id::{self, Me};
 use super::CHECK_INTERVAL;
 
@@ -378,25 +377,21 @@ pub(crate) fn owner_dead(w: u64) -> bool {
     }
 }
 
-/// A handle to a lock's state in a heap, with the namespaces of the process that made
-/// it (see the module docs).
+/// A handle to a lock's state in a heap (a [`StateHandle`], like every coordination
+/// object's), with the namespaces of the process that made it (see the module docs).
 #[derive(Clone)]
 pub(crate) struct LockHandle {
-    pub(crate) heap: Heap,
-    state: NonNull<RawLock>,
+    inner: StateHandle<RawLock>,
     ns: u64,
 }
 
-// SAFETY: the state is only accessed through atomics; the heap keeps it mapped.
-unsafe impl Send for LockHandle {}
-// SAFETY: as above.
-unsafe impl Sync for LockHandle {}
+// SAFETY: `RawLock` is a `#[repr(C)]` struct of atomics only.
+unsafe impl SharedState for RawLock {}
 
 impl LockHandle {
     pub(crate) fn new_in(heap: &Heap) -> Result<Self> {
         Ok(LockHandle {
-            heap: heap.clone(),
-            state: heap.alloc_array::<RawLock>(1)?,
+            inner: StateHandle::new_in(heap, |_| {})?,
             ns: thread_id::me().ns,
         })
     }
@@ -406,18 +401,19 @@ impl LockHandle {
     /// `offset` must be in bounds of `heap` for a `RawLock` and aligned for it.
     pub(crate) unsafe fn from_offset(heap: &Heap, offset: usize) -> Self {
         LockHandle {
-            heap: heap.clone(),
-            // The caller guarantees bounds and alignment, on which `state()` relies.
-            state: heap.ptr_at(offset),
+            // SAFETY: the caller's obligation is `from_offset`'s.
+            inner: unsafe { StateHandle::from_offset(heap, offset) },
             ns: thread_id::me().ns,
         }
     }
 
     #[inline]
     pub(crate) fn state(&self) -> &RawLock {
-        // SAFETY: `state` points to an aligned RawLock inside the mapping, which
-        // `self.heap` keeps alive; it is only accessed through atomics.
-        unsafe { self.state.as_ref() }
+        self.inner.state()
+    }
+
+    pub(crate) fn heap(&self) -> &Heap {
+        self.inner.heap()
     }
 
     /// The calling thread's identity, checked against the handle's namespaces.
@@ -438,13 +434,11 @@ impl LockHandle {
     }
 
     pub(crate) fn offset(&self) -> usize {
-        self.heap
-            .offset_of(self.state.as_ptr(), LOCK_SIZE)
-            .expect("a handle points into its own heap")
+        self.inner.offset()
     }
 
     pub(crate) fn same(&self, other: &LockHandle) -> bool {
-        self.heap.same_heap(&other.heap) && self.offset() == other.offset()
+        self.inner.same(&other.inner)
     }
 
     pub(crate) fn owner(&self) -> Option<u32> {

@@ -257,7 +257,7 @@ impl RLock {
     /// # Ok::<(), sharedctypes::Error>(())
     /// ```
     pub fn heap(&self) -> &Heap {
-        &self.handle.heap
+        self.handle.heap()
     }
 
     pub(crate) fn offset(&self) -> usize {

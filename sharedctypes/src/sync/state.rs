@@ -1,4 +1,4 @@
-//! What [`Event`](super::Event), [`Semaphore`](super::Semaphore),
+//! What the locks, [`Event`](super::Event), [`Semaphore`](super::Semaphore),
 //! [`BoundedSemaphore`](super::BoundedSemaphore) and [`Barrier`](super::Barrier) share:
 //! a handle to their state in a heap, and the brief polling before a waiter sleeps.
 
