@@ -561,7 +561,12 @@ impl Process {
                 Ok(Some(status)) => {
                     self.status = Some(status);
                     // The child is gone: the parent's copy of the closure goes too.
-                    drop(self.kept.get_mut().unwrap_or_else(PoisonError::into_inner).take());
+                    drop(
+                        self.kept
+                            .get_mut()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .take(),
+                    );
                     return Ok(Some(status));
                 }
                 Ok(None) => return Ok(None),

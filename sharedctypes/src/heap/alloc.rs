@@ -197,7 +197,9 @@ impl Heap {
         let size = size_of(tag);
         (size >= BLOCK_HEADER
             && size % BLOCK_HEADER == 0
-            && block.checked_add(size).is_some_and(|end| end <= self.inner.len))
+            && block
+                .checked_add(size)
+                .is_some_and(|end| end <= self.inner.len))
         .then_some(size)
     }
 
@@ -269,7 +271,8 @@ impl Heap {
     /// Turns a block just taken from a free list into a live one.
     fn hand_out(&self, block: usize, bsize: usize, what: Use) -> usize {
         let h = self.header_at(block);
-        h.word.store(u64::from(what == Use::Object), Ordering::Relaxed);
+        h.word
+            .store(u64::from(what == Use::Object), Ordering::Relaxed);
         h.tag.store(bsize as u64 | what.state(), Ordering::Release);
         block + BLOCK_HEADER
     }
@@ -301,16 +304,17 @@ impl Heap {
             if at.checked_add(claim)? > self.inner.len {
                 return None;
             }
-            if claim == bsize {
-                // The count first: nobody can reach the block before the claim anyway.
-                h.word.store(u64::from(what == Use::Object), Ordering::Relaxed);
-            }
-            if h
-                .tag
+            if h.tag
                 .compare_exchange(0, claim as u64 | state, Ordering::AcqRel, Ordering::Acquire)
                 .is_err()
             {
                 continue;
+            }
+            if claim == bsize {
+                // Only now: before the claim, another allocator may own this header (and
+                // its block a count above one).
+                h.word
+                    .store(u64::from(what == Use::Object), Ordering::Relaxed);
             }
             let end = at + claim;
             if hint.load(Ordering::Relaxed) < end as u64 {
@@ -364,9 +368,7 @@ impl Heap {
             match head.compare_exchange_weak(cur, new, Ordering::Acquire, Ordering::Acquire) {
                 Ok(_) => {
                     let tag = self.header_at(block).tag.load(Ordering::Acquire);
-                    if tag == bsize | FREE_SMALL
-                        && self.checked_size(block, tag).is_some()
-                    {
+                    if tag == bsize | FREE_SMALL && self.checked_size(block, tag).is_some() {
                         return Some(block);
                     }
                     // Not a free block of this class: somebody else's memory; leave it.
@@ -666,7 +668,9 @@ impl Backend<'_> {
             let h = heap.header_at(at);
             let tag = h.tag.load(Ordering::Acquire);
             let next = h.word.load(Ordering::Relaxed) as usize;
-            let Some(size) = heap.checked_size(at, tag).filter(|_| tag & STATE_MASK == FREE_LARGE)
+            let Some(size) = heap
+                .checked_size(at, tag)
+                .filter(|_| tag & STATE_MASK == FREE_LARGE)
             else {
                 self.state().runs.store(0, Ordering::Release);
                 return None;
@@ -682,7 +686,8 @@ impl Backend<'_> {
                     r.tag.store(rest as u64 | FREE_LARGE, Ordering::Release);
                 }
                 let b = heap.header_at(p);
-                b.word.store(u64::from(what == Use::Object), Ordering::Relaxed);
+                b.word
+                    .store(u64::from(what == Use::Object), Ordering::Relaxed);
                 // Unlink `at` (or keep it, shrunk, if a front part stays free).
                 if front > 0 {
                     b.tag.store(bsize as u64 | what.state(), Ordering::Release);
@@ -728,7 +733,8 @@ impl Backend<'_> {
                 while let Some(block) = heap.pop(class) {
                     let h = heap.header_at(block);
                     h.word.store(0, Ordering::Relaxed);
-                    h.tag.store(class_size(class) as u64 | FREE_LARGE, Ordering::Release);
+                    h.tag
+                        .store(class_size(class) as u64 | FREE_LARGE, Ordering::Release);
                 }
             }
         }

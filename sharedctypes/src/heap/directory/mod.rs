@@ -142,7 +142,11 @@ impl Heap {
             let t = self.write_table(true)?.ok_or(Error::InvalidHeap)?;
             match self.insert(&t, at, key, hash)? {
                 Insert::Inserted => {
-                    counted.0.iter().chain(counted.1.iter()).for_each(Counted::keep);
+                    counted
+                        .0
+                        .iter()
+                        .chain(counted.1.iter())
+                        .for_each(Counted::keep);
                     // For this handle's aliasing checks.
                     let entry = self.read_entry(at as u64, self.limit())?;
                     self.note_published(&entry, matched::<H>(), H::__ELEM.map(|(s, _)| s));
@@ -240,7 +244,9 @@ impl Heap {
         // taken while the entry was published is on the published object (the
         // directory's own count kept it alive), not on whatever reused its memory.
         let object = match H::__ELEM {
-            Some((size, _)) => Some(self.count_found(key, &entry, found.object, found.len * size)?),
+            Some((size, _)) => {
+                Some(self.count_found(key, &entry, found.object, found.len * size)?)
+            }
             None => None,
         };
         let lock = if H::__KIND.lock == LockKind::None {
@@ -249,7 +255,9 @@ impl Heap {
             Some(self.count_found(key, &entry, found.lock, LOCK_SIZE)?)
         };
         let still = match self.read_table()? {
-            Some(t) => self.find(&t, key_bytes, hash)?.is_some_and(|e| e.at == entry.at),
+            Some(t) => self
+                .find(&t, key_bytes, hash)?
+                .is_some_and(|e| e.at == entry.at),
             None => false,
         };
         if !still {
@@ -325,7 +333,13 @@ impl Heap {
     /// Counts one more handle to a part of a found entry (`len` bytes at `object`):
     /// [`Error::NotFound`] if it is no longer live (unpublished and freed meanwhile),
     /// [`Error::InvalidHeap`] if it never was a block.
-    fn count_found(&self, key: &str, entry: &Entry, object: usize, len: usize) -> Result<Counted<'_>> {
+    fn count_found(
+        &self,
+        key: &str,
+        entry: &Entry,
+        object: usize,
+        len: usize,
+    ) -> Result<Counted<'_>> {
         if self.try_retain(object, len) {
             return Ok(Counted {
                 heap: self,
@@ -338,7 +352,8 @@ impl Heap {
             Some(t) => {
                 let key_bytes = key.as_bytes();
                 let hash = key_hash(key_bytes.iter().copied());
-                self.find(&t, key_bytes, hash)?.is_some_and(|e| e.at == entry.at)
+                self.find(&t, key_bytes, hash)?
+                    .is_some_and(|e| e.at == entry.at)
             }
             None => false,
         };
@@ -864,7 +879,10 @@ mod tests {
         // all the same, and is no block's object for a `u8`.
         let t = heap.read_table().unwrap().unwrap();
         let key = b"odd";
-        let e = heap.find(&t, key, key_hash(key.iter().copied())).unwrap().unwrap();
+        let e = heap
+            .find(&t, key, key_hash(key.iter().copied()))
+            .unwrap()
+            .unwrap();
         heap.entry_header(e.at)
             .object
             .store(value.offset() as u64 + 1, Ordering::Relaxed);
