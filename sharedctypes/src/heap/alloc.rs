@@ -76,6 +76,9 @@ const FREE_SMALL: u64 = 2;
 const FREE_LARGE: u64 = 3;
 /// Live, used by the heap itself (the directory): never counted or freed.
 const INTERNAL: u64 = 4;
+/// Padding claimed at the frontier before an aligned block: never reused or merged
+/// (merging would zero its header, which the frontier hint may point at).
+const PAD: u64 = 5;
 
 /// The number of small size classes.
 pub(crate) const CLASSES: usize = 43;
@@ -297,7 +300,7 @@ impl Heap {
             // its own (a header-only block when it is 16 bytes).
             let pad = (align - (at + BLOCK_HEADER) % align) % align;
             let (claim, state) = if pad > 0 {
-                (pad, FREE_LARGE)
+                (pad, PAD)
             } else {
                 (bsize, what.state())
             };
@@ -316,11 +319,10 @@ impl Heap {
                 h.word
                     .store(u64::from(what == Use::Object), Ordering::Relaxed);
             }
+            // Monotonic, so that it always names a block boundary at or below the
+            // frontier, never a header that a merge has since turned into free memory.
             let end = at + claim;
-            if hint.load(Ordering::Relaxed) < end as u64 {
-                // A hint: a stale (smaller) value only makes the next claim walk further.
-                hint.store(end as u64, Ordering::Relaxed);
-            }
+            hint.fetch_max(end as u64, Ordering::Relaxed);
             if pad > 0 {
                 at = end;
                 continue;
@@ -559,8 +561,10 @@ impl Heap {
         };
         let backend = Backend { heap: self, me };
         if died || self.alloc_state().dirty.load(Ordering::Acquire) != 0 {
+            // A holder died midway: rebuild the list, and zero every run (it may have
+            // left headers it was writing inside one).
             backend.dirty();
-            backend.rebuild(false);
+            backend.rebuild(false, true);
             backend.clean();
         }
         Some(backend)
@@ -578,7 +582,7 @@ impl Heap {
             return Some(block + BLOCK_HEADER);
         }
         backend.dirty();
-        backend.rebuild(true);
+        backend.rebuild(true, false);
         backend.clean();
         if let Some(object) = backend.from_runs(bsize, align, what) {
             return Some(object);
@@ -724,9 +728,10 @@ impl Backend<'_> {
 
     /// Rebuilds the list of runs from a walk of the heap, merging neighbouring free
     /// blocks; with `drain`, first moves every block of the size classes to the back
-    /// end. Each step keeps the tiling valid; a holder killed midway leaves `dirty`
+    /// end; with `scrub`, zeroes every run whole (after a holder died while writing in
+    /// one). Each step keeps the tiling valid; a holder killed midway leaves `dirty`
     /// set, and the next one starts over.
-    fn rebuild(&self, drain: bool) {
+    fn rebuild(&self, drain: bool, scrub: bool) {
         let heap = self.heap;
         if drain {
             for class in 0..CLASSES {
@@ -742,7 +747,7 @@ impl Backend<'_> {
         let mut at = HEADER_SIZE;
         let mut run: Option<usize> = None;
         let finish = |start: usize, end: usize| {
-            if end - start >= LARGE {
+            if scrub || end - start >= LARGE {
                 heap.release_pages(start, end - start);
             }
             self.link(start);
@@ -970,10 +975,15 @@ mod tests {
         let heap = Heap::new(1 << 20).unwrap();
         let a = heap.alloc(100 << 10, 8).unwrap();
         heap.release(a);
-        // A holder that died midway: a garbage list, marked dirty.
+        // A holder that died midway: a garbage list, marked dirty, and a header it was
+        // writing inside the run.
         heap.alloc_state().dirty.store(1, Ordering::Relaxed);
         heap.alloc_state().runs.store(12345, Ordering::Relaxed);
+        heap.header_at(a + 4096).tag.store(64 | LIVE, Ordering::Relaxed);
         let b = heap.alloc(100 << 10, 8).unwrap();
         assert_eq!(a, b);
+        // SAFETY: the object is this test's, 100 KiB long.
+        let bytes = unsafe { std::slice::from_raw_parts(heap.ptr_at::<u8>(b).as_ptr(), 100 << 10) };
+        assert!(bytes.iter().all(|&x| x == 0));
     }
 }
