@@ -1,25 +1,26 @@
 //! The shared heap: one `MAP_SHARED` mapping that forked children inherit, from which
-//! objects are bump-allocated.
+//! objects are allocated, counted, and given back.
 //!
 //! # Layout of the mapping
 //!
 //! ```text
-//! offset 0                HEADER_SIZE                                   total_len
-//! | Header (128 bytes)    | objects, bump-allocated upwards ...  | free  |
+//! 0        128               HEADER_SIZE (512)                        frontier   total_len
+//! | Header | allocator state | [hdr|object] [hdr|object] [hdr|free] ... | zero ...  |
 //! ```
 //!
-//! The header holds the allocation cursor as an *offset* from the start of the
-//! mapping, never an address, so the same heap can be mapped at different addresses
-//! by unrelated processes (named heaps). The cursor only grows, by compare-and-swap,
-//! so a parent and its children allocate from one heap without ever overlapping.
-//! Fresh memory is all zeros (the backing file starts empty), so `zeroed` objects cost
-//! no writes; in an anonymous heap pages are also committed only when first touched (a
-//! named heap reserves its whole size at creation, see [`named`](crate::named)).
+//! Everything in shared memory is an *offset* from the start of the mapping, never an
+//! address, so the same heap can be mapped at different addresses by unrelated
+//! processes (named heaps). Blocks (see `alloc`) tile the heap up to the frontier;
+//! past it, memory is fresh and zero (the backing file starts empty), so `zeroed`
+//! objects cost no writes, and freed blocks are zeroed before they are reused. In an
+//! anonymous heap pages are committed only when first touched (a named heap reserves
+//! its whole size at creation, see [`named`](crate::named)).
 //!
 //! # Where things are
 //!
 //! - here: the [`Heap`] handle, the header and the mapping;
-//! - `alloc`: the bump allocator (the cursor);
+//! - `alloc`: the allocator (blocks, size classes, the back end) and the counted
+//!   references every handle holds ([`BlockRef`](alloc::BlockRef));
 //! - `default`: the [`default_heap`] and its size;
 //! - `named`: named heaps: create, open (the header checked before mapping), the name's
 //!   lifecycle;

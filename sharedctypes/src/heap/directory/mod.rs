@@ -277,10 +277,10 @@ impl Heap {
     /// Removes `key` from the directory: later lookups of it are [`Error::NotFound`],
     /// and it may be published again. [`Error::NotFound`] if it is not published.
     ///
-    /// Handles looked up before keep working. The object itself stays allocated (so
-    /// does the directory entry): until the heap can free memory, an object lives as
-    /// long as its heap. Of concurrent unpublishes of one key, in any processes,
-    /// exactly one succeeds.
+    /// The directory's count on the object goes: handles looked up before keep working,
+    /// and the object's memory is given back when the last of them is dropped (the
+    /// directory entry itself stays allocated). Of concurrent unpublishes of one key, in
+    /// any processes, exactly one succeeds.
     ///
     /// ```
     /// use sharedctypes::{Error, Heap, RawValue};
