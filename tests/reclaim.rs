@@ -28,24 +28,6 @@ use sharedctypes::{
 };
 
 // ---------------------------------------------------------------------------------------
-// `Heap::live_objects` arrives with issue 12. Until it does, this shim makes the file
-// compile and every test that reads it fail with a clear message. Once `Heap` has the
-// inherent method, that one is called (inherent methods win over trait methods) and this
-// shim is dead code: delete it then.
-// ---------------------------------------------------------------------------------------
-
-#[allow(dead_code)]
-trait LiveObjectsShim {
-    fn live_objects(&self) -> usize;
-}
-
-impl LiveObjectsShim for Heap {
-    fn live_objects(&self) -> usize {
-        panic!("Heap::live_objects is not in this build (issue 12: memory that is given back)")
-    }
-}
-
-// ---------------------------------------------------------------------------------------
 // Scale, randomness, deadlines
 // ---------------------------------------------------------------------------------------
 
