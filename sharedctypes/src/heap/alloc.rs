@@ -106,10 +106,17 @@ pub(crate) struct AllocState {
     dirty: AtomicU64,
     /// The first free run (a `FREE_LARGE` block's offset), 0 for none.
     runs: AtomicU64,
-    /// Each size class's stack: a block offset in 16-byte units (low 40 bits) and a
-    /// tag bumped by every push and pop (high 24 bits).
-    classes: [AtomicU64; CLASSES],
+    /// Each size class's stacks, [`SHARDS`] of them: a block offset in 16-byte units
+    /// (low 40 bits) and a tag bumped by every push and pop (high 24 bits). A thread
+    /// frees to the shard its thread id picks and allocates from it first, so that
+    /// processes churning side by side do not fight over one cache line; any shard's
+    /// blocks serve any thread.
+    classes: [[AtomicU64; CLASSES]; SHARDS],
 }
+
+/// Stacks per size class. Consecutive thread ids (the threads of a process, children
+/// forked one after another) pick different ones.
+pub(crate) const SHARDS: usize = 8;
 
 /// Where [`AllocState`] lives.
 pub(crate) const ALLOC_STATE_AT: usize = 128;
@@ -160,6 +167,12 @@ impl Use {
             Use::Internal => INTERNAL,
         }
     }
+}
+
+/// The shard of the size classes this thread frees to and allocates from first.
+#[inline]
+fn my_shard() -> usize {
+    thread_id::me().tid as usize % SHARDS
 }
 
 fn size_of(tag: u64) -> usize {
@@ -336,7 +349,11 @@ impl Heap {
     // -----------------------------------------------------------------------------
 
     fn push(&self, class: usize, block: usize) {
-        let head = &self.alloc_state().classes[class];
+        self.push_to(my_shard(), class, block);
+    }
+
+    fn push_to(&self, shard: usize, class: usize, block: usize) {
+        let head = &self.alloc_state().classes[shard][class];
         let h = self.header_at(block);
         let mut cur = head.load(Ordering::Relaxed);
         loop {
@@ -352,7 +369,12 @@ impl Heap {
     /// Takes a block off `class`'s stack. A link that is not a plausible block of the
     /// class (another process wrote it) ends the stack for this call.
     fn pop(&self, class: usize) -> Option<usize> {
-        let head = &self.alloc_state().classes[class];
+        let mine = my_shard();
+        (0..SHARDS).find_map(|i| self.pop_from((mine + i) % SHARDS, class))
+    }
+
+    fn pop_from(&self, shard: usize, class: usize) -> Option<usize> {
+        let head = &self.alloc_state().classes[shard][class];
         let bsize = class_size(class) as u64;
         let mut cur = head.load(Ordering::Acquire);
         loop {
@@ -734,8 +756,8 @@ impl Backend<'_> {
     fn rebuild(&self, drain: bool, scrub: bool) {
         let heap = self.heap;
         if drain {
-            for class in 0..CLASSES {
-                while let Some(block) = heap.pop(class) {
+            for (shard, class) in (0..SHARDS).flat_map(|s| (0..CLASSES).map(move |c| (s, c))) {
+                while let Some(block) = heap.pop_from(shard, class) {
                     let h = heap.header_at(block);
                     h.word.store(0, Ordering::Relaxed);
                     h.tag

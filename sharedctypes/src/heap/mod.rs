@@ -4,7 +4,7 @@
 //! # Layout of the mapping
 //!
 //! ```text
-//! 0        128               HEADER_SIZE (512)                        frontier   total_len
+//! 0        128               HEADER_SIZE (4096)                       frontier   total_len
 //! | Header | allocator state | [hdr|object] [hdr|object] [hdr|free] ... | zero ...  |
 //! ```
 //!
@@ -69,7 +69,7 @@ pub(crate) const MAGIC: [u8; 8] = *b"SHCTYPES";
 /// allocator's state after the header).
 pub(crate) const VERSION: u32 = 4;
 /// Bytes reserved for the header and the allocator's state; blocks start here.
-pub(crate) const HEADER_SIZE: usize = 512;
+pub(crate) const HEADER_SIZE: usize = 4096;
 
 /// The header at offset 0 of every heap.
 ///
