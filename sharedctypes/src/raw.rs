@@ -242,7 +242,10 @@ impl<T: SharedType> RawArray<T> {
     /// ```
     /// let heap = sharedctypes::Heap::new(4096)?;
     /// let a = sharedctypes::RawArray::<u16>::zeroed_in(&heap, 10)?;
-    /// assert_eq!(heap.used(), 20);
+    /// assert_eq!(a.to_vec(), [0; 10]);
+    /// assert_eq!(heap.used(), 48); // 20 bytes and a 16-byte header, to a size class
+    /// drop(a);
+    /// assert_eq!(heap.used(), 0);
     /// # Ok::<(), sharedctypes::Error>(())
     /// ```
     pub fn zeroed_in(heap: &Heap, len: usize) -> Result<Self> {
