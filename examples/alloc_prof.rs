@@ -8,6 +8,9 @@ fn main() {
     for i in 0..n as i64 {
         v.push(RawValue::new_in(&heap, std::hint::black_box(i)).unwrap());
     }
-    println!("{:.1} ns per allocation", t0.elapsed().as_nanos() as f64 / n as f64);
+    println!(
+        "{:.1} ns per allocation",
+        t0.elapsed().as_nanos() as f64 / n as f64
+    );
     std::mem::forget(v);
 }

@@ -2,7 +2,10 @@
 use sharedctypes::{Heap, RawValue};
 fn main() {
     let heap = Heap::new(64 << 20).unwrap();
-    let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(4_000_000);
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(4_000_000);
     let mut window: Vec<Option<RawValue<[u64; 8]>>> = (0..16).map(|_| None).collect();
     let t0 = std::time::Instant::now();
     for i in 0..n {
@@ -10,5 +13,8 @@ fn main() {
         window[i % 16] = Some(std::hint::black_box(v));
     }
     drop(window);
-    println!("{:.1} ns per pair", t0.elapsed().as_nanos() as f64 / n as f64);
+    println!(
+        "{:.1} ns per pair",
+        t0.elapsed().as_nanos() as f64 / n as f64
+    );
 }

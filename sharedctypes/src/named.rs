@@ -63,13 +63,13 @@
 //! A segment's contents come from other processes. [`Heap::open`] checks that the name is
 //! a regular file (anyone may put a FIFO or a directory in `/dev/shm`; names are opened
 //! with `O_NONBLOCK`, so a FIFO never blocks), then the header (magic, format version,
-//! header size, the file's real size against the recorded one, the allocation cursor) and
-//! that the file has all its blocks (no holes, see below) *before* mapping, and then the
+//! header size, the file's real size against the recorded one, the frontier hint)
+//! *before* mapping, and then the
 //! directory: its table (bounds, alignment, size, every slot), every entry (bounds,
 //! alignment, kind, stored layout) and that the memory the entries name does not alias:
 //! no object or lock overlaps the header, the table, a directory entry, a lock or
 //! another object (one object or lock may be named whole by several entries). A
-//! foreign, truncated, sparse or corrupted segment is an
+//! foreign, truncated or corrupted segment is an
 //! [`Error::InvalidHeap`], never a crash, a hang or an out-of-bounds access. The *values*
 //! in objects need no check: every bit pattern of a [`SharedType`] is valid.
 //!
@@ -94,9 +94,12 @@
 //! may shrink the segment *after* it was opened, with `ftruncate` on
 //! `/dev/shm/<name>`. Touching memory past the new end then raises `SIGBUS`, which kills
 //! the process; the kernel gives no way to prevent this short of a signal handler. Do not
-//! truncate heaps that are in use. Punching holes in the segment (`fallocate` with
-//! `FALLOC_FL_PUNCH_HOLE`) after it was opened is the same: the first write into a hole
-//! needs a new page, and raises `SIGBUS` if `/dev/shm` is full.
+//! truncate heaps that are in use. Holes in the segment are not checked at `open`: the
+//! heap makes them itself, where a freed block of 64 KiB or more gives its pages back,
+//! and commits the pages again (`MADV_POPULATE_WRITE`, an `OutOfMemory` error when
+//! `/dev/shm` is full) before it reuses them. A hole punched by someone else, in memory
+//! the heap thinks is committed, raises `SIGBUS` on the first write if `/dev/shm` is
+//! full.
 //!
 //! # Locks, PID namespaces and time namespaces
 //!

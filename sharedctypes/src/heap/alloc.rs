@@ -535,10 +535,9 @@ impl Heap {
         let last = (end / page * page).max(first);
         // SAFETY: inside the block (checked by the caller), whose count is zero (or
         // which the back end owns): nobody else accesses its object.
-        unsafe {
-            self.zero(start, first - start);
-            self.zero(last, end - last);
-        }
+        unsafe { self.zero(start, first - start) };
+        // SAFETY: as above, the block's tail.
+        unsafe { self.zero(last, end - last) };
         if last > first {
             let p = self.ptr_at::<u8>(first);
             // SAFETY: `[first, last)` is a page-aligned range inside the mapping, owned as
@@ -597,7 +596,7 @@ impl Heap {
     #[cold]
     fn alloc_slow(&self, bsize: usize, align: usize, what: Use) -> Option<usize> {
         let backend = self.backend()?;
-        if let Some(object) = backend.from_runs(bsize, align, what) {
+        if let Some(object) = backend.carve_run(bsize, align, what) {
             return Some(object);
         }
         if let Some(block) = self.claim_fresh(bsize, align, what) {
@@ -606,7 +605,7 @@ impl Heap {
         backend.dirty();
         backend.rebuild(true, false);
         backend.clean();
-        if let Some(object) = backend.from_runs(bsize, align, what) {
+        if let Some(object) = backend.carve_run(bsize, align, what) {
             return Some(object);
         }
         self.claim_fresh(bsize, align, what)
@@ -626,13 +625,10 @@ impl Heap {
             let Some(size) = self.checked_size(at, tag) else {
                 break;
             };
-            match tag & STATE_MASK {
-                LIVE => {
-                    bytes += size;
-                    objects += 1;
-                }
-                // The heap's own directory (and free memory) is not an object.
-                _ => {}
+            // The heap's own directory (and free memory) is not an object.
+            if tag & STATE_MASK == LIVE {
+                bytes += size;
+                objects += 1;
             }
             at += size;
         }
@@ -679,7 +675,7 @@ impl Backend<'_> {
 
     /// First fit in the list of runs: carves a block of `bsize` bytes whose object is
     /// aligned to `align`, and returns the object's offset.
-    fn from_runs(&self, bsize: usize, align: usize, what: Use) -> Option<usize> {
+    fn carve_run(&self, bsize: usize, align: usize, what: Use) -> Option<usize> {
         let heap = self.heap;
         let mut prev: Option<usize> = None;
         let mut at = self.state().runs.load(Ordering::Acquire) as usize;
@@ -1001,7 +997,9 @@ mod tests {
         // writing inside the run.
         heap.alloc_state().dirty.store(1, Ordering::Relaxed);
         heap.alloc_state().runs.store(12345, Ordering::Relaxed);
-        heap.header_at(a + 4096).tag.store(64 | LIVE, Ordering::Relaxed);
+        heap.header_at(a + 4096)
+            .tag
+            .store(64 | LIVE, Ordering::Relaxed);
         let b = heap.alloc(100 << 10, 8).unwrap();
         assert_eq!(a, b);
         // SAFETY: the object is this test's, 100 KiB long.

@@ -195,8 +195,9 @@ unsafe impl Send for HeapInner {}
 unsafe impl Sync for HeapInner {}
 
 impl Heap {
-    /// Creates a heap with room for exactly `capacity` bytes of objects (alignment
-    /// padding counts; the header is extra). Memory is committed only when touched.
+    /// Creates a heap of `capacity` bytes for objects (the heap's header is extra; each
+    /// object's block takes a 16-byte header of its own, and small objects are rounded
+    /// up to a size class). Memory is committed only when touched.
     /// A size the system refuses — past the address-space limit (`ulimit -v`) or the
     /// file-size limit (`ulimit -f`) — is [`Error::OutOfMemory`], never a signal.
     ///
@@ -304,8 +305,9 @@ impl Heap {
     }
 
     /// Bytes taken by live objects, in every process: each object's block, with its
-    /// 16-byte header and its rounding up to a size class (and the heap's own
-    /// directory, once something is published). Memory given back by dropped objects
+    /// 16-byte header and its rounding up to a size class (the heap's own directory,
+    /// once something is published, is not an object and not counted). Memory given
+    /// back by dropped objects
     /// does not count: after an allocation and its drop, `used()` is what it was.
     ///
     /// A walk over the heap's blocks (nothing is counted on the allocation fast path):
