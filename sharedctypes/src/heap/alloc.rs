@@ -81,6 +81,11 @@ const INTERNAL: u64 = 4;
 /// (merging would zero its header, which the frontier hint may point at).
 const PAD: u64 = 5;
 
+/// A live block's `word`: the count (low bits) and, once the object has been
+/// published, this mark.
+const PUBLISHED: u64 = 1 << 63;
+const COUNT_MASK: u64 = PUBLISHED - 1;
+
 /// The number of small size classes.
 pub(crate) const CLASSES: usize = 43;
 
@@ -416,6 +421,15 @@ impl Heap {
             .fetch_add(1, Ordering::Relaxed);
     }
 
+    /// [`retain`](Heap::retain) for the directory: also marks the object as reachable
+    /// through the directory, so that its last drop never takes the shortcut (a lookup
+    /// may be counting it at that very moment).
+    pub(crate) fn retain_published(&self, object: usize) {
+        let word = &self.header_at(object - BLOCK_HEADER).word;
+        word.fetch_or(PUBLISHED, Ordering::Relaxed);
+        word.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Counts one more handle to the object at `object`, an offset read from shared
     /// memory (a directory entry): only if a live block starts there and holds
     /// `len` bytes, and its count is not zero (being freed). Returns whether it did.
@@ -436,7 +450,9 @@ impl Heap {
         }
         let mut count = h.word.load(Ordering::Relaxed);
         loop {
-            if count == 0 || count == u64::MAX {
+            // Only published objects are looked up: a count without the mark is not one.
+            if count & PUBLISHED == 0 || count & COUNT_MASK == 0 || count & COUNT_MASK == COUNT_MASK
+            {
                 return false;
             }
             match h.word.compare_exchange_weak(
@@ -456,7 +472,17 @@ impl Heap {
     #[inline]
     pub(crate) fn release(&self, object: usize) {
         let block = object - BLOCK_HEADER;
-        let previous = self.header_at(block).word.fetch_sub(1, Ordering::Release);
+        let word = &self.header_at(block).word;
+        // The shortcut: a count of one on an object never published is the caller's
+        // handle alone, and nothing can count it again (a clone needs a counted handle,
+        // a lookup a published object), so no atomic read-modify-write is needed. The
+        // fence pairs with the release of whoever dropped the second-to-last handle.
+        if word.load(Ordering::Relaxed) == 1 {
+            std::sync::atomic::fence(Ordering::Acquire);
+            self.free_block(block);
+            return;
+        }
+        let previous = word.fetch_sub(1, Ordering::Release) & COUNT_MASK;
         if previous == 1 {
             std::sync::atomic::fence(Ordering::Acquire);
             self.free_block(block);

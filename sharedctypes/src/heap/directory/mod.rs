@@ -528,9 +528,10 @@ struct Counted<'a> {
 }
 
 impl<'a> Counted<'a> {
-    /// Counts one more handle to the object at `object`, a live object of ours.
+    /// Counts one more handle to the object at `object`, a live object of ours, for the
+    /// directory.
     fn retain(heap: &'a Heap, object: usize) -> Counted<'a> {
-        heap.retain(object);
+        heap.retain_published(object);
         Counted {
             heap,
             object,
