@@ -32,6 +32,10 @@ GROUPS = {
                                    ("Array_copy_from_slice", 1.3)]),
     "new_from_slice_10M_f64": ("Vec_clone", [("RawArray_from_slice_in", 1.3)]),
     "alloc_1M_i64": ("Box_new", [("RawValue_new_in", 1.0)]),
+    # Issue 12: memory that is given back.
+    "new_drop_1M": ("Box_new_drop", [("RawValue_new_in_drop", 1.0)]),
+    "clone_drop_1M": ("Arc_clone_drop", [("RawValue_clone_drop", 2.0)]),
+    "churn_4proc_1M": ("malloc_free_4_threads", [("heap_alloc_drop_4_processes", 1.5)]),
     "create_1GiB_f64_array": ("vec_zeroed", [("Heap_new_and_RawArray_zeroed_in", None)]),
     "fetch_add_4_workers_x_1M": ("AtomicU64_4_threads", [("RawValue_u64_4_processes", 1.2)]),
     "fetch_add_uncontended": ("AtomicU64", [("RawValue_u64", None)]),
