@@ -219,6 +219,11 @@ pub mod __private {
     pub use core;
 }
 
+/// Handles whose element type is known at run time, for the Python module. Not API.
+#[cfg(target_os = "linux")]
+#[doc(hidden)]
+pub mod erased;
+
 /// Hooks for the fuzz targets in `fuzz/` and their regression tests. Not API.
 #[cfg(target_os = "linux")]
 #[doc(hidden)]
