@@ -980,6 +980,16 @@ pub fn lookup(heap: &Heap, key: &str) -> Result<Handle> {
     }
 }
 
+/// The [default heap](crate::default_heap), or the error that kept it from being
+/// created (where `default_heap` panics).
+///
+/// ```
+/// assert!(sharedctypes::erased::try_default_heap().is_ok());
+/// ```
+pub fn try_default_heap() -> Result<&'static Heap> {
+    crate::heap::try_default_heap()
+}
+
 /// Takes `lock` if that needs no waiting and no system call: free, or (an
 /// [`RLock`]) held by this thread already. `None` otherwise, and nothing is read from
 /// `/proc` (unlike [`Lock::try_acquire`], which checks whether a holder died).
