@@ -494,6 +494,111 @@ impl PyHeap {
         })
     }
 
+    /// Python's `copy(obj)`: a new raw object in this heap with `obj`'s type and
+    /// contents (`obj`: an object of this module, in any heap, or a `ctypes` instance).
+    fn copy(&self, py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let bytes_in = |mem: &Arc<Object>, offset: usize, len: usize| -> PyResult<Vec<u8>> {
+            let cells = mem
+                .block()
+                .cells::<u8>(offset, len)
+                .ok_or_else(|| PyValueError::new_err("an object outside its memory"))?;
+            Ok(erased::bytes_raw(cells))
+        };
+        let (ty, array_len, bytes) =
+            if let Ok(v) = obj.downcast::<Value>() {
+                let raw = v.get().raw.get();
+                let _g = v.get().core.lock_for_access(py)?;
+                (raw.ty.clone(), None, bytes_in(&raw.mem, 0, raw.ty.size())?)
+            } else if let Ok(v) = obj.downcast::<RawValue>() {
+                let raw = v.get();
+                (raw.ty.clone(), None, bytes_in(&raw.mem, 0, raw.ty.size())?)
+            } else if let Ok(a) = obj.downcast::<Array>() {
+                let raw = a.get().raw.get();
+                let _g = a.get().core.lock_for_access(py)?;
+                let (offset, len) = raw.span();
+                let bytes = bytes_in(&raw.mem, offset, len * raw.elem.size())?;
+                (raw.elem.clone(), Some(len), bytes)
+            } else if let Ok(a) = obj.downcast::<RawArray>() {
+                let raw = a.get();
+                let (offset, len) = raw.span();
+                let bytes = bytes_in(&raw.mem, offset, len * raw.elem.size())?;
+                (raw.elem.clone(), Some(len), bytes)
+            } else {
+                let ty =
+                    types::from_python(&obj.get_type().into_any()).map_err(|_| {
+                        PyTypeError::new_err(format!(
+                    "copy() takes an object of sharedctypes_rs or a ctypes instance, not {}",
+                    obj.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+                ))
+                    })?;
+                let bytes: Vec<u8> = py
+                    .import("builtins")?
+                    .getattr("bytes")?
+                    .call1((obj,))?
+                    .extract()?;
+                (ty, None, bytes)
+            };
+        let mem = Arc::new(
+            match array_len {
+                Some(len) => Object::array_in(&self.heap, ty.layout.clone(), len),
+                None => Object::value_in(&self.heap, ty.layout.clone()),
+            }
+            .map_err(err)?,
+        );
+        let cells = mem
+            .block()
+            .cells::<u8>(0, bytes.len())
+            .ok_or_else(|| PyValueError::new_err("a copy of another size"))?;
+        erased::set_bytes_raw(cells, &bytes).map_err(err)?;
+        Ok(match array_len {
+            Some(len) => Py::new(py, RawArray::view(mem, 0, ty, len, true)?)?.into_any(),
+            None => Py::new(py, RawValue { mem, ty })?.into_any(),
+        })
+    }
+
+    /// Python's `synchronized(obj, lock=None)`: a `Value` or `Array` over the raw
+    /// object `obj`, with `lock` (a fresh `RLock` in this heap by default).
+    #[pyo3(signature = (obj, lock = None))]
+    fn synchronized(
+        &self,
+        py: Python<'_>,
+        obj: &Bound<'_, PyAny>,
+        lock: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        let lock = match lock {
+            Some(l) if !l.is(&PyBool::new(py, false)) => lock_arg(py, &self.heap, l)?,
+            Some(_) => return Err(PyValueError::new_err("synchronized() needs a lock")),
+            None => lock_arg(py, &self.heap, &py.None().into_bound(py))?,
+        };
+        let (lock, core) =
+            lock.ok_or_else(|| PyValueError::new_err("synchronized() needs a lock"))?;
+        if let Ok(v) = obj.downcast::<RawValue>() {
+            return Ok(Py::new(
+                py,
+                Value {
+                    raw: v.clone().unbind(),
+                    lock,
+                    core,
+                },
+            )?
+            .into_any());
+        }
+        if let Ok(a) = obj.downcast::<RawArray>() {
+            return Ok(Py::new(
+                py,
+                Array {
+                    raw: a.clone().unbind(),
+                    lock,
+                    core,
+                },
+            )?
+            .into_any());
+        }
+        Err(PyTypeError::new_err(
+            "synchronized() takes a RawValue or a RawArray",
+        ))
+    }
+
     /// Publishes `obj` under `key` for `lookup` by any process that opens this heap:
     /// `ValueError` if the key is taken. A `Condition`'s lock is published too, under
     /// `key + ".lock"`.

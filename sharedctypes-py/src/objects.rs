@@ -374,6 +374,11 @@ impl RawArray {
         self.len
     }
 
+    /// Where the elements are in the object: the offset and the count.
+    pub fn span(&self) -> (usize, usize) {
+        (self.offset, self.len)
+    }
+
     fn at(&self, i: usize) -> usize {
         self.offset + i * self.elem.size()
     }
