@@ -102,9 +102,9 @@
 //! - **No memory reclamation yet**: a heap only grows; an object's memory is given back
 //!   when its heap goes (the last process unmaps it), not when its last handle is
 //!   dropped. Size heaps for everything allocated over their life.
-//! - **No Python module yet**: Python programs cannot open these heaps; every program
-//!   that shares a named heap must use the same `#[repr(C)]` layouts (checked, not
-//!   converted).
+//! - **Python through `sharedctypes_rs` only** (the `sharedctypes-py` module): other
+//!   languages cannot open these heaps; every program that shares a named heap must
+//!   use the same `#[repr(C)]` layouts (checked, not converted).
 //! - **Linux only**: no Windows, macOS or BSD (see above).
 //! - **Locks need one PID namespace and one time namespace**: a lock's owner is named
 //!   by thread id and told from a stranger reusing that id by its start time, so locks
