@@ -123,12 +123,12 @@ fn lock_arg(
     heap: &Heap,
     lock: &Bound<'_, PyAny>,
 ) -> PyResult<Option<(Py<PyAny>, Arc<LockCore>)>> {
-    if lock.is_none() || lock.is(&PyBool::new(py, true)) {
+    if lock.is_none() || lock.is(PyBool::new(py, true)) {
         let obj = Py::new(py, PyRLock::new(RLock::new_in(heap).map_err(err)?))?;
         let core = obj.get().core.clone();
         return Ok(Some((obj.into_any(), core)));
     }
-    if lock.is(&PyBool::new(py, false)) {
+    if lock.is(PyBool::new(py, false)) {
         return Ok(None);
     }
     match lock_of(lock) {
@@ -566,7 +566,7 @@ impl PyHeap {
         lock: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Py<PyAny>> {
         let lock = match lock {
-            Some(l) if !l.is(&PyBool::new(py, false)) => lock_arg(py, &self.heap, l)?,
+            Some(l) if !l.is(PyBool::new(py, false)) => lock_arg(py, &self.heap, l)?,
             Some(_) => return Err(PyValueError::new_err("synchronized() needs a lock")),
             None => lock_arg(py, &self.heap, &py.None().into_bound(py))?,
         };

@@ -594,31 +594,33 @@ impl RawArray {
         };
         let nd = flags & ffi::PyBUF_ND == ffi::PyBUF_ND;
         let strided = flags & ffi::PyBUF_STRIDES == ffi::PyBUF_STRIDES;
-        // SAFETY: `view` is a valid, writable `Py_buffer` (checked non-null; Python
-        // passes one); every pointer stored in it stays valid while `view.obj` holds
-        // `slf`: the memory (the heap mapping `this.mem` keeps alive) and the format,
-        // shape and strides (fields of the frozen object).
-        unsafe {
-            (*view).obj = slf.clone().into_any().into_ptr();
-            (*view).buf = ptr.cast();
-            (*view).len = (this.len * itemsize) as ffi::Py_ssize_t;
-            (*view).readonly = 0;
-            (*view).itemsize = itemsize as ffi::Py_ssize_t;
-            (*view).format = fmt;
-            (*view).ndim = 1;
-            (*view).shape = if nd {
+        let buffer = ffi::Py_buffer {
+            buf: ptr.cast(),
+            obj: slf.clone().into_any().into_ptr(),
+            len: (this.len * itemsize) as ffi::Py_ssize_t,
+            itemsize: itemsize as ffi::Py_ssize_t,
+            readonly: 0,
+            ndim: 1,
+            format: fmt,
+            shape: if nd {
                 this.shape.as_ptr().cast_mut()
             } else {
                 std::ptr::null_mut()
-            };
-            (*view).strides = if strided {
+            },
+            strides: if strided {
                 this.strides.as_ptr().cast_mut()
             } else {
                 std::ptr::null_mut()
-            };
-            (*view).suboffsets = std::ptr::null_mut();
-            (*view).internal = std::ptr::null_mut();
-        }
+            },
+            suboffsets: std::ptr::null_mut(),
+            internal: std::ptr::null_mut(),
+        };
+        // SAFETY: `view` is a valid, writable `Py_buffer` (checked non-null; Python
+        // passes one). Every pointer stored in it stays valid while `view.obj` holds
+        // `slf` (a strong reference, released by Python with the view): the memory
+        // (the heap mapping `this.mem` keeps alive) and the format, shape and strides
+        // (fields of the frozen object, which never move).
+        unsafe { view.write(buffer) };
         Ok(())
     }
 

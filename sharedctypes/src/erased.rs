@@ -5,7 +5,7 @@
 //! Everything here is built from the crate's own pieces, so that Python and Rust share
 //! one implementation: an object's memory is a [`RawArray`] of `u8`, `u16`, `u32`,
 //! `u64` or `u128` (whichever gives the element's alignment), locks are [`Lock`] and
-//! [`RLock`], and [`publish`] and [`lookup`] go through the heap's directory with the
+//! [`RLock`], and [`publish()`](crate::erased::publish) and [`lookup()`](crate::erased::lookup) go through the heap's directory with the
 //! same entries, layouts and checks as [`Heap::publish`] and [`Heap::lookup`]. What a
 //! Python program publishes passes a Rust program's typed lookup when the layouts
 //! agree, and fails with the same field-by-field [`Error::LayoutMismatch`] when they
@@ -525,16 +525,23 @@ impl Block {
     /// `[offset, offset + bytes)` must be inside `heap`, and `offset` aligned to
     /// `align` (a power of two).
     unsafe fn from_offset(heap: &Heap, offset: usize, bytes: usize, align: usize) -> Block {
-        // SAFETY (every arm): the unit divides `bytes` and `align` (so the offset is
-        // aligned for it), and the caller guarantees the range in bounds.
-        let units = unsafe {
-            match unit(bytes, align) {
-                1 => Units::U8(RawArray::from_offset(heap, offset, bytes)),
-                2 => Units::U16(RawArray::from_offset(heap, offset, bytes / 2)),
-                4 => Units::U32(RawArray::from_offset(heap, offset, bytes / 4)),
-                8 => Units::U64(RawArray::from_offset(heap, offset, bytes / 8)),
-                _ => Units::U128(RawArray::from_offset(heap, offset, bytes / 16)),
-            }
+        /// One arm: the unit divides `bytes` and `align` (so the offset is aligned
+        /// for it), and the caller guarantees the range in bounds.
+        macro_rules! units {
+            ($variant:ident, $unit:ty) => {{
+                let n = bytes / std::mem::size_of::<$unit>();
+                // SAFETY: `[offset, offset + n * size_of::<unit>()) = [offset, offset +
+                // bytes)` is inside `heap` (the caller's obligation), and `offset` is
+                // aligned to `align`, a multiple of the unit's alignment (`unit`).
+                Units::$variant(unsafe { RawArray::from_offset(heap, offset, n) })
+            }};
+        }
+        let units = match unit(bytes, align) {
+            1 => units!(U8, u8),
+            2 => units!(U16, u16),
+            4 => units!(U32, u32),
+            8 => units!(U64, u64),
+            _ => units!(U128, u128),
         };
         Block { units, bytes }
     }
@@ -947,14 +954,17 @@ pub fn lookup(heap: &Heap, key: &str) -> Result<Handle> {
             array: shape == Shape::Array,
         })
     };
-    // SAFETY (the locks): `lookup_erased` checked the lock's offset in bounds and
-    // aligned for a lock, since the kind has one.
-    let any_lock = || unsafe {
-        match lock {
-            LockKind::Lock => Some(AnyLock::Lock(Lock::from_offset(heap, entry.found.lock))),
-            LockKind::RLock => Some(AnyLock::RLock(RLock::from_offset(heap, entry.found.lock))),
-            LockKind::None => None,
-        }
+    let any_lock = || match lock {
+        // SAFETY: `lookup_erased` checked the lock's offset in bounds and aligned for a
+        // lock, since the kind has one.
+        LockKind::Lock => Some(AnyLock::Lock(unsafe {
+            Lock::from_offset(heap, entry.found.lock)
+        })),
+        // SAFETY: as above.
+        LockKind::RLock => Some(AnyLock::RLock(unsafe {
+            RLock::from_offset(heap, entry.found.lock)
+        })),
+        LockKind::None => None,
     };
     match (shape, &entry.layout) {
         (Shape::Value | Shape::Array, Some(layout)) => {
