@@ -147,6 +147,20 @@ impl LockCore {
         }
     }
 
+    /// Waits for the lock without a deadline.
+    fn wait_forever(&self) -> (Guard<'_>, bool) {
+        match &self.0 {
+            AnyLock::Lock(l) => match l.acquire() {
+                Ok(g) => (Guard::Lock(g), false),
+                Err(d) => (Guard::Lock(d.into_inner()), true),
+            },
+            AnyLock::RLock(l) => match l.acquire() {
+                Ok(g) => (Guard::RLock(g), false),
+                Err(d) => (Guard::RLock(d.into_inner()), true),
+            },
+        }
+    }
+
     /// Takes the lock as `wait` allows: the guard and whether its last holder died;
     /// `None` if it was not taken in time. The GIL is released while waiting.
     pub fn take(&self, py: Python<'_>, wait: Wait) -> PyResult<Option<(Guard<'_>, bool)>> {
@@ -162,6 +176,17 @@ impl LockCore {
                 "this thread already holds this Lock, which is not re-entrant: waiting for \
                  it would never end (use an RLock, or release it first)",
             ));
+        }
+        if deadline.is_none() {
+            // Without a deadline, the crate's own wait: it looks at /proc only after a
+            // check interval, where a wait with a deadline (however far) looks at once,
+            // which would cost every contended acquisition a read of /proc. Such a wait
+            // is not interrupted by signals (Ctrl-C is seen once the lock is taken).
+            let got = py
+                .allow_threads(|| SameThread(self.wait_forever()))
+                .into_inner();
+            py.check_signals()?;
+            return Ok(Some(got));
         }
         loop {
             let Some(chunk) = next_chunk(deadline) else {
@@ -341,8 +366,13 @@ macro_rules! lock_class {
                 acquire(py, &self.core, true, None)
             }
 
-            #[pyo3(signature = (*_args))]
-            fn __exit__(&self, _args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
+            #[pyo3(signature = (_exc_type = None, _exc = None, _tb = None))]
+            fn __exit__(
+                &self,
+                _exc_type: Option<&Bound<'_, PyAny>>,
+                _exc: Option<&Bound<'_, PyAny>>,
+                _tb: Option<&Bound<'_, PyAny>>,
+            ) -> PyResult<bool> {
                 release(&self.core)?;
                 Ok(false)
             }
@@ -525,8 +555,14 @@ impl PyCondition {
         acquire(py, &self.core(py)?, true, None)
     }
 
-    #[pyo3(signature = (*_args))]
-    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
+    #[pyo3(signature = (_exc_type = None, _exc = None, _tb = None))]
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        _exc_type: Option<&Bound<'_, PyAny>>,
+        _exc: Option<&Bound<'_, PyAny>>,
+        _tb: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<bool> {
         release(&*self.core(py)?)?;
         Ok(false)
     }
@@ -696,8 +732,13 @@ macro_rules! semaphore_class {
                 self.acquire(py, true, None)
             }
 
-            #[pyo3(signature = (*_args))]
-            fn __exit__(&self, _args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
+            #[pyo3(signature = (_exc_type = None, _exc = None, _tb = None))]
+            fn __exit__(
+                &self,
+                _exc_type: Option<&Bound<'_, PyAny>>,
+                _exc: Option<&Bound<'_, PyAny>>,
+                _tb: Option<&Bound<'_, PyAny>>,
+            ) -> PyResult<bool> {
                 self.release(1)?;
                 Ok(false)
             }
