@@ -205,15 +205,28 @@ fn try_lock_errors_convert_with_the_question_mark() {
 
 // --- Lock words written by somebody else -------------------------------------------
 
-/// The offset of a `Value<u64>`'s lock word in its named heap's file: the value (set
-/// to a unique marker) follows its RLock's 16 bytes.
-fn lock_word_offset(name: &str, marker: u64) -> u64 {
-    let bytes = std::fs::read(format!("/dev/shm{name}")).unwrap();
-    let at = bytes
+/// The offset of `v`'s lock word in its named heap's file. `v` (set to a unique
+/// marker) is a `Value<u64>` just made in a fresh heap: its value's block follows its
+/// RLock's (the lock's 16 bytes, then the value's 16-byte block header), so the value
+/// is 32 bytes after the lock word. Checked: holding the lock writes this thread's id
+/// there.
+fn lock_word_offset(name: &str, v: &Value<u64>, marker: u64) -> u64 {
+    let read = || std::fs::read(format!("/dev/shm{name}")).unwrap();
+    let at = read()
         .windows(8)
         .position(|w| w == marker.to_ne_bytes())
-        .expect("the marker is in the segment");
-    at as u64 - 16
+        .expect("the marker is in the segment")
+        - 32;
+    let word = |bytes: Vec<u8>| u64::from_ne_bytes(bytes[at..at + 8].try_into().unwrap());
+    let held = {
+        let _g = v.lock().unwrap();
+        word(read())
+    };
+    // SAFETY: gettid has no preconditions.
+    let me = unsafe { libc::gettid() } as u64;
+    assert_eq!(held & 0x3fff_ffff, me, "the lock word names its holder");
+    assert_eq!(word(read()) & 0x3fff_ffff, 0, "and no owner once released");
+    at as u64
 }
 
 const WAITERS: u64 = 1 << 31;
@@ -246,7 +259,7 @@ fn a_lock_word_naming_a_live_process_that_is_not_its_owner_is_recovered() {
     let heap = Heap::create(&name, 1 << 16).unwrap();
     let marker = 0x5eed_cafe_f00d_0001u64;
     let v = Value::new_in(&heap, marker).unwrap();
-    let at = lock_word_offset(&name, marker);
+    let at = lock_word_offset(&name, &v, marker);
     let (live, _kill) = bystander();
     let pid = live.pid();
     let real = owner_word(pid, start_time(pid));
@@ -294,7 +307,7 @@ fn a_live_owner_in_another_time_namespace_is_not_taken_over() {
     let heap = Heap::create(&name, 1 << 16).unwrap();
     let marker = 0x5eed_cafe_f00d_0002u64;
     let v = Value::new_in(&heap, marker).unwrap();
-    let at = lock_word_offset(&name, marker);
+    let at = lock_word_offset(&name, &v, marker);
     // A grandchild in a new time namespace reports its own start time as it sees it,
     // then lives on: the word an owner there would write.
     let seen = sharedctypes::RawValue::new([0u64; 2]).unwrap();

@@ -501,7 +501,8 @@ fn a_type_too_large_to_describe_is_refused_not_expanded() {
     use sharedctypes::SharedType;
 
     let heap = Heap::new(1 << 16).unwrap();
-    // No elements: the array costs nothing, its element type's description would.
+    // No elements: the array is one small block; its element type's description would
+    // be huge.
     let big = RawArray::<dag::A20>::zeroed_in(&heap, 0).unwrap();
     let used = heap.used();
     let err = heap.publish("big", &big).unwrap_err();
@@ -952,7 +953,36 @@ fn a_directory_or_a_symbolic_link_is_not_a_heap() {
 }
 
 #[test]
-fn a_sparse_segment_with_a_valid_header_is_invalid() {
+fn a_sparse_segment_with_a_valid_header_opens() {
+    // Holes are what freed large blocks leave: their pages go back to the system.
+    let name = unique("sct-holes");
+    let _cleanup = Cleanup(&name);
+    let heap = Heap::create(&name, 1 << 20).unwrap();
+    let blocks = || fs::metadata(path(&name)).unwrap().blocks();
+    let reserved = blocks();
+    assert!(
+        reserved * 512 >= 1 << 20,
+        "create reserves the whole capacity"
+    );
+    let big = RawArray::from_slice_in(&heap, &[0xABu8; 256 << 10]).unwrap();
+    drop(big);
+    let holed = blocks();
+    assert!(
+        holed * 512 <= reserved * 512 - (256 << 10),
+        "the freed array's pages went back: {reserved} -> {holed} blocks"
+    );
+    // Such a heap opens, and its hole is memory like any other: zero, then reused.
+    let opened = Heap::open(&name).unwrap();
+    let again = RawArray::<u8>::zeroed_in(&opened, 256 << 10).unwrap();
+    assert!(
+        again.to_vec().iter().all(|&b| b == 0),
+        "a hole reads as zero"
+    );
+    again[(256 << 10) - 1].set(7);
+    assert_eq!(again[(256 << 10) - 1].get(), 7);
+    assert!(blocks() > holed, "reused, the pages are reserved again");
+    drop((again, opened, heap));
+
     // A real heap's bytes: a valid header, an empty directory.
     let name = unique("sct-model");
     let _cleanup = Cleanup(&name);
@@ -966,8 +996,7 @@ fn a_sparse_segment_with_a_valid_header_is_invalid() {
     foreign_segment(&full, &bytes);
     assert!(Heap::open(&full).is_ok());
 
-    // … but not with holes: the header alone written into a file of the same size,
-    // whose other pages a write would first have to find room for in `/dev/shm`.
+    // … and with holes too: the header alone written into a file of the same size.
     let sparse = unique("sct-sparse");
     let _cleanup_sparse = Cleanup(&sparse);
     let f = fs::OpenOptions::new()
@@ -976,10 +1005,15 @@ fn a_sparse_segment_with_a_valid_header_is_invalid() {
         .open(path(&sparse))
         .unwrap();
     f.set_len(bytes.len() as u64).unwrap();
-    f.write_all_at(&bytes[..128], 0).unwrap();
+    f.write_all_at(&bytes[..512], 0).unwrap();
     let meta = f.metadata().unwrap();
     assert!(meta.blocks() * 512 < meta.len(), "the file is sparse");
-    assert!(matches!(Heap::open(&sparse), Err(Error::InvalidHeap)));
+    let heap = Heap::open(&sparse).unwrap();
+    assert_eq!((heap.capacity(), heap.used()), (1 << 16, 0));
+    let v = RawValue::new_in(&heap, 0x1234_5678u64).unwrap();
+    heap.publish("v", &v).unwrap();
+    let seen: RawValue<u64> = Heap::open(&sparse).unwrap().lookup("v").unwrap();
+    assert_eq!(seen.get(), 0x1234_5678);
 }
 
 // ---------------------------------------------------------------------------------------

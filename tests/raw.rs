@@ -75,7 +75,7 @@ fn parent_writes_after_fork_are_seen_by_the_child() {
 fn a_child_allocation_never_overlaps_a_later_parent_allocation() {
     let heap = Heap::new(1 << 16).unwrap();
     let addr = RawValue::new_in(&heap, 0usize).unwrap();
-    let before = heap.used();
+    let (before, objects) = (heap.used(), heap.live_objects());
     {
         let (heap, addr) = (heap.clone(), addr.clone());
         in_child(move || {
@@ -84,15 +84,27 @@ fn a_child_allocation_never_overlaps_a_later_parent_allocation() {
                 e.set(0xAAAA_AAAA_AAAA_AAAA);
             }
             addr.set(a.as_ptr() as usize);
+            // Kept alive past the child's end: dropped here, it would be freed.
+            std::mem::forget(a);
         });
     }
+    let with_child = heap.used();
     assert_eq!(
-        heap.used(),
-        before + 800,
+        heap.live_objects(),
+        objects + 1,
         "the child's allocation is visible"
+    );
+    assert!(
+        with_child >= before + 800 + 16,
+        "the child's block holds its 800 bytes and a header: {before} -> {with_child}"
     );
     let child_start = addr.get();
     let b = RawArray::<u64>::zeroed_in(&heap, 100).unwrap();
+    assert_eq!(
+        heap.used() - with_child,
+        with_child - before,
+        "the same array takes the same block in either process"
+    );
     let b_start = b.as_ptr() as usize;
     assert!(b_start >= child_start + 800 || b_start + 800 <= child_start);
     assert!(b.to_vec().iter().all(|&x| x == 0), "fresh memory is zero");
@@ -106,56 +118,82 @@ fn a_child_allocation_never_overlaps_a_later_parent_allocation() {
 #[test]
 fn concurrent_allocation_from_parent_and_children_never_overlaps() {
     let heap = Heap::new(1 << 20).unwrap();
-    let children: Vec<_> = (0..3)
+    // The block one `[u8; 16]` takes (header and size class included), measured.
+    let block = {
+        let probe = RawValue::new_in(&heap, [0u8; 16]).unwrap();
+        let block = heap.used();
+        drop(probe);
+        assert_eq!(heap.used(), 0);
+        block
+    };
+    // Each process keeps 1000 objects and, between them, allocates and drops as many
+    // (so blocks are freed and reused by every process at once).
+    let churn = |heap: &Heap, pattern: u8| -> Vec<RawValue<[u8; 16]>> {
+        (0..1000)
+            .map(|_| {
+                let temp = RawValue::new_in(heap, [!pattern; 16]).unwrap();
+                let kept = RawValue::new_in(heap, [pattern; 16]).unwrap();
+                assert_eq!(temp.get(), [!pattern; 16]);
+                kept
+            })
+            .collect()
+    };
+    let children: Vec<_> = (0..3u8)
         .map(|id| {
             let heap = heap.clone();
             Process::spawn(move || {
-                for _ in 0..1000 {
-                    let v = RawValue::new_in(&heap, [id as u8 + 1; 16]).unwrap();
-                    assert_eq!(v.get(), [id as u8 + 1; 16]);
-                }
+                let kept = churn(&heap, id + 1);
+                assert!(
+                    kept.iter().all(|v| v.get() == [id + 1; 16]),
+                    "nobody overwrote the child's objects"
+                );
+                // Left alive for the parent to count.
+                std::mem::forget(kept);
             })
             .unwrap()
         })
         .collect();
-    let mine: Vec<_> = (0..1000)
-        .map(|_| RawValue::new_in(&heap, [0xFFu8; 16]).unwrap())
-        .collect();
+    let mine = churn(&heap, 0xF0);
     for c in children {
         c.join().unwrap();
     }
     assert!(
-        mine.iter().all(|v| v.get() == [0xFF; 16]),
+        mine.iter().all(|v| v.get() == [0xF0; 16]),
         "nobody overwrote us"
     );
-    assert_eq!(heap.used(), 4 * 1000 * 16);
+    assert_eq!(heap.live_objects(), 4 * 1000);
+    assert_eq!(heap.used(), 4 * 1000 * block);
 }
 
 #[test]
 fn exhaustion_is_an_error_and_consumes_nothing() {
-    let heap = Heap::new(4096).unwrap();
+    // A block is its object plus a 16-byte header, in 16-byte steps (blocks between the
+    // size classes, up to 32 KiB, and the page-granular ones, from 64 KiB, are exact).
+    let heap = Heap::new(48 << 10).unwrap();
     let cap = heap.capacity();
-    let a = RawArray::<u8>::zeroed_in(&heap, cap - 8).unwrap();
-    assert_eq!(heap.available(), 8);
-    let err = RawArray::<u64>::zeroed_in(&heap, 2).unwrap_err();
+    let a = RawArray::<u8>::zeroed_in(&heap, cap - 16 - 32).unwrap();
+    assert_eq!(heap.used(), cap - 32);
+    assert_eq!(heap.available(), 32);
+    // 24 bytes take a 48-byte block: one more than there is.
+    let err = RawArray::<u64>::zeroed_in(&heap, 3).unwrap_err();
     assert!(
         matches!(
             err,
             Error::OutOfMemory {
-                requested: 16,
-                available: 8
+                requested: 24,
+                available: 32
             }
         ),
         "{err:?}"
     );
-    assert!(err.to_string().contains("16 bytes requested"), "{err}");
-    assert_eq!(heap.available(), 8, "a failed allocation consumes nothing");
-    assert!(
-        RawValue::new_in(&heap, 1u64).is_ok(),
-        "the rest is still usable"
-    );
+    assert!(err.to_string().contains("24 bytes requested"), "{err}");
+    assert_eq!(heap.available(), 32, "a failed allocation consumes nothing");
+    assert_eq!(heap.live_objects(), 1);
+    let b = RawValue::new_in(&heap, 1u64);
+    assert!(b.is_ok(), "the rest is still usable: {b:?}");
+    assert_eq!(heap.available(), 0);
     assert!(RawValue::new_in(&heap, 1u8).is_err());
-    assert_eq!(a.len(), cap - 8);
+    assert_eq!(a.len(), cap - 48);
 }
 
 #[test]
@@ -338,8 +376,9 @@ fn a_child_never_runs_the_parents_remaining_code() {
 }
 
 fn assert_aligned<T: SharedType>(heap: &Heap) {
-    // Misalign the cursor first.
-    RawValue::new_in(heap, 1u8).unwrap();
+    // Something before it, kept alive, so that the object does not start where the
+    // previous test left the heap empty.
+    let _before = RawValue::new_in(heap, 1u8).unwrap();
     let v = RawValue::<T>::zeroed_in(heap).unwrap();
     assert_eq!(v.as_ptr() as usize % std::mem::align_of::<T>(), 0);
     let a = RawArray::<T>::zeroed_in(heap, 3).unwrap();
@@ -462,12 +501,20 @@ fn copy_makes_an_independent_object() {
     assert!(arr2.heap() == &heap);
     arr[0].set(0.0);
     assert_eq!(arr2.to_vec(), [1.5, 2.5]);
-    let tiny = Heap::new(8).unwrap();
-    let _fill = RawArray::<u8>::zeroed_in(&tiny, tiny.capacity()).unwrap();
+    // A full heap: no room for another block of the copy's size.
+    let tiny = Heap::new(256).unwrap();
+    let mut fill = Vec::new();
+    while let Ok(v) = RawArray::<f32>::zeroed_in(&tiny, 2) {
+        fill.push(v);
+    }
+    let used = tiny.used();
     assert!(matches!(
         copy_in(&tiny, &arr),
         Err(Error::OutOfMemory { .. })
     ));
+    assert_eq!(tiny.used(), used, "the failed copy took nothing");
+    fill.pop();
+    assert_eq!(copy_in(&tiny, &arr).unwrap().to_vec(), [0.0, 2.5]);
 }
 
 #[test]
@@ -476,19 +523,24 @@ fn the_default_heap_is_shared_with_children_forked_after_first_use() {
     assert!(heap.capacity() >= 1 << 30);
     let v = RawValue::new(1u8).unwrap();
     assert!(v.heap() == heap);
-    let before = heap.used();
+    let addr = RawValue::new(0usize).unwrap();
     {
-        let v = v.clone();
+        let (v, addr) = (v.clone(), addr.clone());
         in_child(move || {
-            let w = RawValue::new(2u8).unwrap();
-            v.set(w.get() + 40);
+            let w = RawValue::new(0x5Au8).unwrap();
+            v.set(w.get() - 48);
+            addr.set(w.as_ptr() as usize);
+            // Kept: dropped here, it would be freed (and zeroed).
+            std::mem::forget(w);
         });
     }
     assert_eq!(v.get(), 42);
-    assert!(
-        heap.used() > before,
-        "the child's allocation came from the same heap"
-    );
+    // (Other tests allocate and free in the default heap meanwhile, so `used()` cannot
+    // tell; the child's object itself can.)
+    // SAFETY: the child allocated a u8 at this address in the default heap, which this
+    // process maps at the same address and never unmaps, and never freed it.
+    let seen = unsafe { std::ptr::read_volatile(addr.get() as *const u8) };
+    assert_eq!(seen, 0x5A, "the child's allocation came from the same heap");
 }
 
 // ---- CPython Lib/test/_test_multiprocessing.py, raw parts ----
@@ -612,13 +664,16 @@ fn cpython_test_sharedctypes_raw() {
 
 #[test]
 fn a_heap_holds_exactly_its_capacity() {
-    let heap = Heap::new(100).unwrap();
+    // Capacity counts blocks: each object with its 16-byte header (rounded up to a
+    // size class); a heap of capacity C holds objects whose blocks sum to at most C.
+    let heap = Heap::new(4096).unwrap();
     assert_eq!(
         (heap.capacity(), heap.used(), heap.available()),
-        (100, 0, 100)
+        (4096, 0, 4096)
     );
-    let a = RawArray::<u8>::zeroed_in(&heap, 100).unwrap();
-    assert_eq!((heap.used(), heap.available()), (100, 0));
+    // The largest object: its block is the whole capacity.
+    let a = RawArray::<u8>::zeroed_in(&heap, 4096 - 16).unwrap();
+    assert_eq!((heap.used(), heap.available()), (4096, 0));
     assert!(matches!(
         RawValue::new_in(&heap, 0u8),
         Err(Error::OutOfMemory {
@@ -626,12 +681,34 @@ fn a_heap_holds_exactly_its_capacity() {
             available: 0
         })
     ));
-    a[99].set(1);
-    assert_eq!(a[99].get(), 1);
+    a[4079].set(1);
+    assert_eq!(a[4079].get(), 1);
+    drop(a);
+    assert_eq!((heap.used(), heap.available()), (0, 4096));
+    assert!(
+        RawArray::<u8>::zeroed_in(&heap, 4096 - 15).is_err(),
+        "one byte more does not fit"
+    );
+    assert_eq!(heap.used(), 0);
+    // Small objects fill a heap up to a block's size short of its capacity.
+    let heap = Heap::new(100).unwrap();
+    let mut fill = Vec::new();
+    while let Ok(v) = RawValue::new_in(&heap, 0u8) {
+        fill.push(v);
+    }
+    let block = heap.used() / fill.len();
+    assert_eq!(heap.used(), fill.len() * block);
+    assert!(heap.used() <= 100 && heap.available() < block);
+    assert_eq!(heap.live_objects(), fill.len());
+    // Every object takes a block, an empty one too.
     let empty = Heap::new(0).unwrap();
     assert_eq!(empty.capacity(), 0);
     assert!(RawValue::new_in(&empty, 0u8).is_err());
-    assert!(RawArray::<u64>::zeroed_in(&empty, 0).is_ok());
+    assert!(RawArray::<u64>::zeroed_in(&empty, 0).is_err());
+    let heap = Heap::new(4096).unwrap();
+    let e = RawArray::<u64>::zeroed_in(&heap, 0).unwrap();
+    assert!(e.is_empty());
+    assert_eq!((heap.used(), heap.live_objects()), (block, 1));
 }
 
 #[test]
@@ -642,11 +719,13 @@ fn objects_a_spawned_child_creates_in_the_default_heap_are_shared() {
         in_child(move || {
             let v = RawValue::new(0xC0FFEEu32).unwrap();
             addr.set(v.as_ptr() as usize);
+            // Kept: dropped at the child's end, it would be freed (and zeroed).
+            std::mem::forget(v);
         });
     }
     // The child's object lives in the heap we share, at the same address.
     // SAFETY: the child allocated a u32 there in the default heap, which this process
-    // maps at the same address and never unmaps.
+    // maps at the same address and never unmaps, and never freed it.
     let seen = unsafe { std::ptr::read_volatile(addr.get() as *const u32) };
     assert_eq!(seen, 0xC0FFEE);
 }

@@ -39,6 +39,13 @@ fn find_word(name: &str, word: u64) -> Option<u64> {
         .map(|i| i as u64 * 8)
 }
 
+/// The 64-bit word at `offset` in the named heap `name`'s file.
+fn read_word(name: &str, offset: u64) -> u64 {
+    let mut word = [0u8; 8];
+    shm(name).read_exact_at(&mut word, offset).unwrap();
+    u64::from_ne_bytes(word)
+}
+
 /// Whether process `pid` sleeps in `FUTEX_WAIT` (`/proc/<pid>/syscall` names the futex
 /// system call).
 fn in_futex_wait(pid: u32) -> bool {
@@ -121,8 +128,21 @@ fn value_in_named_heap(prefix: &str, marker: u64) -> (String, Heap, Value<u64>, 
     let name = unique(prefix);
     let heap = Heap::create(&name, 1 << 16).unwrap();
     let v = Value::new_in(&heap, marker).unwrap();
-    // The value follows its RLock's 16 bytes.
-    let at = find_word(&name, marker).expect("the marker is in the segment") - 16;
+    // The value's block follows its RLock's: the lock's 16 bytes, then the value's
+    // 16-byte block header.
+    let at = find_word(&name, marker).expect("the marker is in the segment") - 32;
+    let held = {
+        let _g = v.lock().unwrap();
+        read_word(&name, at)
+    };
+    // SAFETY: gettid has no preconditions.
+    let me = unsafe { libc::gettid() } as u64;
+    assert_eq!(held & 0x3fff_ffff, me, "found the held lock word");
+    assert_eq!(
+        read_word(&name, at) & 0x3fff_ffff,
+        0,
+        "and names no owner once released"
+    );
     (name, heap, v, at)
 }
 
@@ -212,15 +232,16 @@ fn a_stale_lock_guard_was_already_safe() {
     let lock = Lock::new_in(&heap).unwrap();
     let v = Value::with_lock(marker, lock).unwrap();
     let at = find_word(&name, marker).unwrap();
-    // `with_lock` allocates the value after the lock: find the lock's word just before.
-    let lock_at = at - 16;
+    // `with_lock` allocates the value's block after the lock's: the lock's word is
+    // 32 bytes before the value (the lock's 16 bytes, the value's 16-byte header).
+    let lock_at = at - 32;
     let step = RawValue::new(0u32).unwrap();
     let stale = v.lock().unwrap();
-    let mut f = [0u8; 8];
-    shm(&name).read_exact_at(&mut f, lock_at).unwrap();
-    assert_ne!(
-        u64::from_ne_bytes(f) & 0x3fff_ffff,
-        0,
+    // SAFETY: gettid has no preconditions.
+    let me = unsafe { libc::gettid() } as u64;
+    assert_eq!(
+        read_word(&name, lock_at) & 0x3fff_ffff,
+        me,
         "found the held lock word"
     );
     write_word(&name, lock_at, owner_word(DEAD_TID, 12345) | BIT31);

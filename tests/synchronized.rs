@@ -181,11 +181,19 @@ fn synchronized_wraps_raw_objects() {
     arr.set(3, 7).unwrap();
     assert_eq!(arr.to_vec(), [0, 0, 0, 7]);
 
-    let full = Heap::new(8).unwrap();
-    let _fill = RawArray::<u8>::zeroed_in(&full, full.capacity() - 8).unwrap();
+    // A heap with room for the raw value, not for its RLock too.
+    let full = Heap::new(4096).unwrap();
+    let mut fill = Vec::new();
+    while let Ok(v) = RawValue::new_in(&full, 0u64) {
+        fill.push(v);
+    }
+    fill.pop();
+    let (used, objects) = (full.used(), full.live_objects());
     let raw = RawValue::new_in(&full, 0u64).unwrap();
-    assert_eq!(full.available(), 0);
+    assert!(RawValue::new_in(&full, 0u8).is_err(), "the heap is full");
     assert!(matches!(synchronized(raw), Err(Error::OutOfMemory { .. })));
+    // The raw value went with the failed call (its only handle), and no lock stayed.
+    assert_eq!((full.used(), full.live_objects()), (used, objects));
 }
 
 #[test]
@@ -384,10 +392,15 @@ fn cpython_test_synchronize() {
 
 #[test]
 fn a_failed_constructor_allocates_nothing() {
-    let heap = Heap::new(4096).unwrap();
-    let _fill = RawArray::<u8>::zeroed_in(&heap, heap.capacity() - 28).unwrap();
-    let before = heap.available();
-    // The lock (16 bytes) would fit, the lock and the value would not.
+    // A block is its object plus a 16-byte header, to 16 bytes (exactly so between the
+    // size classes, which end at 32 KiB, and the page-granular blocks, from 64 KiB):
+    // leave room for one 32-byte block.
+    let heap = Heap::new(48 << 10).unwrap();
+    let fill = RawArray::<u8>::zeroed_in(&heap, heap.capacity() - 16 - 32).unwrap();
+    let (before, objects) = (heap.available(), heap.live_objects());
+    assert_eq!(before, 32);
+    // The lock (16 bytes, a 32-byte block, allocated first) would fit, the lock and the
+    // value would not.
     assert!(matches!(
         Value::new_in(&heap, [0u64; 2]),
         Err(Error::OutOfMemory { .. })
@@ -400,6 +413,10 @@ fn a_failed_constructor_allocates_nothing() {
     assert!(Array::from_bytes_in(&heap, b"0123456789").is_err());
     assert!(Array::<u8>::zeroed_in(&heap, usize::MAX).is_err());
     assert_eq!(heap.available(), before);
+    assert_eq!(heap.live_objects(), objects);
+    // The locks they made went back: one fits again.
+    drop(RLock::new_in(&heap).unwrap());
+    drop(fill);
     let v = Value::new_in(&heap, 1u32).unwrap();
     assert_eq!(v.get(), 1);
     assert!(v.get_lock().heap() == &heap);
@@ -426,7 +443,8 @@ fn with_lock_constructors_allocate_in_the_locks_heap() {
         assert!(home == &heap, "object {i} is not in its lock's heap");
         assert!(home != default_heap(), "object {i} is in the default heap");
     }
-    // The lock's heap holds the four objects (4 + 8 + 16 + 2 bytes, with alignment).
+    // The lock's heap holds the four objects (4 + 8 + 16 + 2 bytes, and their blocks'
+    // headers).
     assert!(heap.used() >= used + 30, "{} -> {}", used, heap.used());
     assert_eq!(
         (v.get(), z.to_vec(), a.to_vec()),

@@ -325,3 +325,25 @@ def test_published_objects_work_from_another_process(heap_name, ctx):
     assert p.exitcode == 0
     assert h.lookup("n").value == 5
     assert h.lookup("pts")[2].y == 9.5
+
+
+def test_memory_is_given_back(heap_name):
+    h = sc.Heap.create(heap_name, 1 << 20)
+    assert h.used == 0
+    v = h.Value(Point, 1.0, 2.0)
+    a = h.RawArray("d", 1000)
+    assert h.used > 8000
+    del v, a
+    assert h.used == 0
+    h.publish("a", h.Array("i", 10))  # kept alive by the directory alone
+    assert h.used > 0
+    found = sc.Heap.open(heap_name).lookup("a")
+    h.unpublish("a")
+    assert found[9] == 0 and h.used > 0  # the looked-up handle keeps it
+    del found
+    assert h.used == 0
+    # Many objects come and go in a small heap.
+    small = sc.Heap(1 << 14)
+    for i in range(20_000):
+        small.RawArray("q", 100)[99] = i
+    assert small.used == 0

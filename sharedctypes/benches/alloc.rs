@@ -5,9 +5,10 @@
 //! kept alive too: each side pushes what it allocates (`Box<i64>` / `RawValue<i64>`
 //! handle) into a `Vec` reserved *and pre-faulted* before the timed region, and
 //! everything is dropped after it (`iter_batched`, one iteration per batch). The heap
-//! for the `RawValue`s is created fresh for every iteration (outside the timed region)
-//! because a bump heap never frees; its pages are therefore first touched inside the
-//! timed region, while `malloc` reuses the chunks the previous iteration freed.
+//! for the `RawValue`s is created fresh for every iteration (outside the timed region),
+//! so every value comes from fresh memory (the frontier, not a free list); its pages
+//! are therefore first touched inside the timed region, while `malloc` reuses the
+//! chunks the previous iteration freed. (Allocation with reuse: `benches/reclaim.rs`.)
 
 // criterion_group!/criterion_main! generate undocumented public items.
 #![allow(missing_docs)]
@@ -53,7 +54,8 @@ fn alloc_values(c: &mut Criterion) {
     });
     g.bench_function("RawValue_new_in", |b| {
         b.iter_batched(
-            || (Heap::new(N * 8).unwrap(), reserved::<RawValue<i64>>()),
+            // 32 bytes a value: its 16-byte header, 8 bytes, rounded to a size class.
+            || (Heap::new(N * 32).unwrap(), reserved::<RawValue<i64>>()),
             |(heap, mut v)| {
                 for i in 0..N as i64 {
                     v.push(RawValue::new_in(&heap, black_box(i)).unwrap());

@@ -980,12 +980,14 @@ pub fn lookup(heap: &Heap, key: &str) -> Result<Handle> {
             None => return Err(Error::InvalidHeap),
         }),
         // Coordination objects have Rust types: the typed lookup checks their state's
-        // real size and layout.
-        (Shape::Event, _) => heap.lookup(key).map(Handle::Event),
-        (Shape::Semaphore, _) => heap.lookup(key).map(Handle::Semaphore),
-        (Shape::BoundedSemaphore, _) => heap.lookup(key).map(Handle::BoundedSemaphore),
-        (Shape::Barrier, _) => heap.lookup(key).map(Handle::Barrier),
-        (Shape::Condition, _) => heap.lookup(key).map(Handle::Condition),
+        // real size and layout, and takes its own count (this one goes back).
+        (Shape::Event, _) => coordination(heap, key, entry.found.object, Handle::Event),
+        (Shape::Semaphore, _) => coordination(heap, key, entry.found.object, Handle::Semaphore),
+        (Shape::BoundedSemaphore, _) => {
+            coordination(heap, key, entry.found.object, Handle::BoundedSemaphore)
+        }
+        (Shape::Barrier, _) => coordination(heap, key, entry.found.object, Handle::Barrier),
+        (Shape::Condition, _) => coordination(heap, key, entry.found.object, Handle::Condition),
         (Shape::Value | Shape::Array, None) => Err(Error::InvalidHeap),
     }
 }
@@ -998,6 +1000,19 @@ pub fn lookup(heap: &Heap, key: &str) -> Result<Handle> {
 /// ```
 pub fn try_default_heap() -> Result<&'static Heap> {
     crate::heap::try_default_heap()
+}
+
+/// A coordination object found by [`lookup`]: the count `lookup_erased` took on
+/// `object` goes back, and the typed lookup (which checks the state's real type) makes
+/// the handle.
+fn coordination<H: crate::Publish>(
+    heap: &Heap,
+    key: &str,
+    object: usize,
+    wrap: fn(H) -> Handle,
+) -> Result<Handle> {
+    heap.release(object);
+    heap.lookup(key).map(wrap)
 }
 
 /// Takes `lock` if that needs no waiting and no system call: free, or (an
@@ -1124,6 +1139,51 @@ mod tests {
             lookup(&heap, "missing"),
             Err(Error::NotFound { .. })
         ));
+    }
+
+    #[test]
+    fn erased_handles_are_counted_like_typed_ones() {
+        let heap = Heap::new(1 << 16).unwrap();
+        let l = DynLayout::structure("Point", 16, 8, vec![f64_field("x", 0), f64_field("y", 8)])
+            .unwrap();
+        let o = Object::array_in(&heap, Arc::new(l), 4).unwrap();
+        let lock = AnyLock::RLock(RLock::new_in(&heap).unwrap());
+        publish(&heap, "a", &Handle::Synchronized(o, lock)).unwrap();
+        // The directory keeps both blocks alive.
+        assert_eq!(heap.live_objects(), 2);
+        for _ in 0..3 {
+            let found = lookup(&heap, "a").unwrap();
+            let typed = heap.lookup::<crate::Array<Point>>("a").unwrap();
+            assert_eq!(typed.len(), 4);
+            drop((found, typed));
+        }
+        publish(&heap, "e", &Handle::Event(Event::new_in(&heap).unwrap())).unwrap();
+        drop(lookup(&heap, "e").unwrap());
+        assert_eq!(heap.live_objects(), 3);
+        let kept = lookup(&heap, "a").unwrap();
+        heap.unpublish("a").unwrap();
+        heap.unpublish("e").unwrap();
+        assert_eq!(
+            heap.live_objects(),
+            2,
+            "the looked-up handle keeps the array and lock"
+        );
+        drop(kept);
+        assert_eq!((heap.live_objects(), heap.used()), (0, 0));
+    }
+
+    #[test]
+    fn a_failed_erased_publish_gives_its_counts_back() {
+        let heap = Heap::new(1 << 16).unwrap();
+        let o = Object::value_in(&heap, Arc::new(DynLayout::of::<u32>().unwrap())).unwrap();
+        publish(&heap, "v", &Handle::Raw(o.clone())).unwrap();
+        assert!(matches!(
+            publish(&heap, "v", &Handle::Raw(o.clone())),
+            Err(Error::AlreadyExists { .. })
+        ));
+        heap.unpublish("v").unwrap();
+        drop(o);
+        assert_eq!(heap.live_objects(), 0);
     }
 
     #[test]

@@ -96,12 +96,64 @@
 //! - [`Error`]: one error type, whose messages name the heap or key at fault;
 //! - [`typecode!`], [`Typecode`]: Python's one-letter type codes.
 //!
+//! # Memory that is given back
+//!
+//! Every object (raw object, lock, coordination object; a [`Value`] or [`Array`] is a
+//! raw object plus a lock, each counted on its own, so a lock shared by several
+//! objects lives until the last of them) carries a count in shared memory. Cloning a
+//! handle counts one more, dropping one counts one less, in whichever process; when
+//! the count reaches zero, the object's memory goes back to its heap, and later
+//! allocations, by any process, reuse it. [`Heap::used`] counts live objects only, and
+//! [`Heap::live_objects`] says how many there are.
+//!
+//! ```
+//! use sharedctypes::{Heap, RawArray, RawValue};
+//!
+//! let heap = Heap::new(1 << 20)?;
+//! for round in 0..100_000u64 {
+//!     // Far more than the heap could hold at once, one at a time.
+//!     let v = RawValue::new_in(&heap, round)?;
+//!     let a = RawArray::<u8>::zeroed_in(&heap, 1000)?;
+//!     drop((v, a));
+//! }
+//! assert_eq!((heap.used(), heap.live_objects()), (0, 0));
+//! # Ok::<(), sharedctypes::Error>(())
+//! ```
+//!
+//! - **Reuse.** Fresh memory comes from the heap's frontier (one compare-and-swap);
+//!   freed small blocks (up to 32 KiB) go to lock-free free lists, one per size class;
+//!   larger ones to a list of free runs kept under the heap's own robust lock, and
+//!   blocks of 64 KiB or more give their pages back to the system (a hole punched in the
+//!   heap's file). Before an allocation gives up with [`Error::OutOfMemory`], the free
+//!   lists are merged back into runs, neighbours with neighbours, so that memory freed
+//!   in small pieces is not stranded: a heap whose live objects fit never runs out.
+//! - **Processes.** [`Process::spawn`] hands the handles its closure captured to the
+//!   child: the parent keeps its copy, counted once, until the child is reaped (see
+//!   [the closure's handles](Process#the-closures-handles)). Handles a child inherits
+//!   through `fork` are not counted in the child — the closure's, a handle in a
+//!   `static`, everything after a raw `libc::fork` — so dropping one there does
+//!   nothing, and can never free an object its other holders still use; a clone made
+//!   in the child is counted like any other.
+//! - **Named heaps.** A [published](Heap::publish) object is counted by the directory
+//!   too, so it outlives its publisher; [`Heap::unpublish`] drops that count, and the
+//!   object goes with the last handle any program looked up.
+//! - **Deaths.** A process killed by a signal never drops its handles: what it held
+//!   stays allocated until the heap goes — a bounded leak, never corruption. Killed
+//!   inside an allocation or a free, it loses at most the block it was moving; killed
+//!   while holding the allocator's lock, the next allocator takes the lock over and
+//!   rebuilds the free runs from the heap's blocks.
+//! - **Cost.** A handle's clone or drop is one atomic operation on shared memory (plus
+//!   the [`Heap`]'s own process-local count); an allocation and a free are one
+//!   compare-and-swap each on their size class's list. `used()` and `live_objects()`
+//!   walk the heap's blocks instead of slowing that down: use them to debug, not in a
+//!   hot loop.
+//!
 //! # Limits
 //!
 //! What the crate does not do (yet):
-//! - **No memory reclamation yet**: a heap only grows; an object's memory is given back
-//!   when its heap goes (the last process unmaps it), not when its last handle is
-//!   dropped. Size heaps for everything allocated over their life.
+//! - **What a killed process held stays allocated** (see [Memory that is given
+//!   back](#memory-that-is-given-back)), and so does each published key's directory
+//!   entry after [`unpublish`](Heap::unpublish) (a few hundred bytes).
 //! - **Python through `sharedctypes_rs` only** (the `sharedctypes-py` module): other
 //!   languages cannot open these heaps; every program that shares a named heap must
 //!   use the same `#[repr(C)]` layouts (checked, not converted).

@@ -136,12 +136,14 @@
 //! and unpublishes take constant time (a copy is paid for by the publishes that filled
 //! the table), from any process and any PID namespace.
 //!
-//! **Until the heap can give memory back, the directory only grows**: an unpublished
-//! entry, and its object, stay allocated (handles looked up before keep working), and
-//! so do tables that were replaced (together at most the size of the current one) and
-//! the entries of publishes that lost a race. Publishing and unpublishing a key over
-//! and over costs the heap about 100 bytes each time (a short key, a primitive type),
-//! the object aside.
+//! **The directory itself only grows**: a published object is counted by the directory
+//! and given back after [`unpublish`](crate::Heap::unpublish) and the last handle to it
+//! (see [Memory that is given back](crate#memory-that-is-given-back)), but the
+//! unpublished entry stays allocated (a lookup in another process may be reading it:
+//! entries are never reused), and so do tables that were replaced (together at most
+//! the size of the current one) and the entries of publishes that lost a race.
+//! Publishing and unpublishing a key over and over costs the heap about 100 bytes each
+//! time (a short key, a primitive type).
 //!
 //! Everything read from the directory is checked before use (see
 //! [what is checked](#what-is-checked-and-what-cannot-be)), every loop over it is

@@ -97,6 +97,7 @@
 //! to every 50. A program that ignores `SIGCHLD` or calls `waitpid(-1, …)` elsewhere
 //! takes its children away from `Process`: waiting then fails with `ECHILD`.
 
+use std::fmt;
 use std::io::{self, Write};
 use std::mem::{self, MaybeUninit};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -128,12 +129,63 @@ use crate::error::{Error, Result};
 /// Dropping a `Process` without waiting neither waits for nor kills the child (as with
 /// `std::process::Child`); it stays a zombie until this process exits. Dropping closes
 /// the pidfd.
-#[derive(Debug)]
+///
+/// # The closure's handles
+///
+/// The closure and everything it captured belong to the child: the parent's copy is
+/// kept, untouched, until the child has been reaped ([`join`](Process::join),
+/// [`wait`](Process::wait), or [`try_wait`](Process::try_wait) /
+/// [`wait_timeout`](Process::wait_timeout) returning its status), and dropped then,
+/// in the parent. So a shared object moved into the closure stays alive, counted
+/// once, for as long as the child can use it, even if the parent drops every other
+/// handle to it; and its memory is given back once the child is done and reaped (see
+/// [Memory that is given back](crate#memory-that-is-given-back)). Inside the child, the
+/// inherited copies are used as they are and not counted again (a clone made there
+/// is). A `Process` dropped before its child was reaped keeps the parent's copy
+/// forever (the objects it captured are never freed, and anything else it captured —
+/// a file, a channel's sender — is never dropped in the parent): wait for your
+/// children.
+///
+/// ```
+/// use sharedctypes::{Heap, Process, RawArray};
+///
+/// let heap = Heap::new(1 << 20)?;
+/// let data = RawArray::<u8>::zeroed_in(&heap, 100_000)?;
+/// let child = Process::spawn(move || data[0].set(1))?; // `data` is the child's now
+/// assert!(heap.used() > 100_000); // kept for the child
+/// child.join()?;
+/// assert_eq!(heap.used(), 0); // given back once the child is reaped
+/// # Ok::<(), sharedctypes::Error>(())
+/// ```
 pub struct Process {
     pid: libc::pid_t,
     target: Target,
     /// How the child ended, once reaped.
     status: Option<ExitStatus>,
+    /// The parent's copy of the closure, dropped once the child is reaped (see "The
+    /// closure's handles"). In a mutex only to keep `Process` `Sync`: nothing locks it
+    /// but `&mut self` methods.
+    kept: Mutex<Option<ChildMain>>,
+}
+
+impl fmt::Debug for Process {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Process")
+            .field("pid", &self.pid)
+            .field("target", &self.target)
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if self.status.is_none() {
+            // The child may still use what the closure captured: keep it counted.
+            let kept = self.kept.get_mut().unwrap_or_else(PoisonError::into_inner);
+            mem::forget(kept.take());
+        }
+    }
 }
 
 /// How [`Process`] reaches its child.
@@ -229,8 +281,10 @@ impl Process {
         // (the child would wait forever for that thread's `OnceLock` initialisation); as
         // a bonus, objects a child creates with plain `new` are visible to the parent.
         let _ = crate::heap::try_default_heap();
-        let pid = fork_child(Box::new(move |stdio| run_child(f, stdio)))?;
-        Ok(Process::adopt(pid))
+        let (pid, kept) = fork_child(Box::new(move |stdio| run_child(f, stdio)))?;
+        let process = Process::adopt(pid);
+        *process.kept.lock().unwrap_or_else(PoisonError::into_inner) = Some(kept);
+        Ok(process)
     }
 
     /// The child's process id.
@@ -478,6 +532,7 @@ impl Process {
             pid,
             target,
             status: None,
+            kept: Mutex::new(None),
         }
     }
 
@@ -505,6 +560,13 @@ impl Process {
             match reaped {
                 Ok(Some(status)) => {
                     self.status = Some(status);
+                    // The child is gone: the parent's copy of the closure goes too.
+                    drop(
+                        self.kept
+                            .get_mut()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .take(),
+                    );
                     return Ok(Some(status));
                 }
                 Ok(None) => return Ok(None),
@@ -622,7 +684,7 @@ enum ChildStdio {
 
 /// Forks a child that runs `main`, and returns its pid. Never blocks on a lock that
 /// another thread may hold: see the module docs.
-fn fork_child(main: ChildMain) -> Result<libc::pid_t> {
+fn fork_child(main: ChildMain) -> Result<(libc::pid_t, ChildMain)> {
     if ABANDONED_HELPERS.load(Ordering::Acquire) > 0 {
         return fork_bare(main);
     }
@@ -689,8 +751,9 @@ struct Handoff {
 enum Stage {
     /// Not forked yet.
     Ready(ChildMain),
-    /// The helper forked: the child's pid, or why `fork` failed.
-    Forked(io::Result<libc::pid_t>),
+    /// The helper forked: the child's pid and the parent's copy of the closure, or why
+    /// `fork` failed.
+    Forked(io::Result<(libc::pid_t, ChildMain)>),
     /// `fork_child` stopped waiting and took the closure back.
     Abandoned,
 }
@@ -736,7 +799,9 @@ fn fork_holding_stdio(handoff: &Handoff) {
             *state = Stage::Forked(if pid < 0 {
                 Err(io::Error::last_os_error())
             } else {
-                Ok(pid)
+                // The parent's copy goes back to `spawn`, to be kept until the child
+                // is reaped.
+                Ok((pid, main))
             });
             handoff.changed.notify_all();
         }
@@ -751,7 +816,7 @@ fn fork_holding_stdio(handoff: &Handoff) {
 /// Forks from the calling thread without taking the stdio locks; the child runs `main`
 /// with them in an unknown state. A lock the calling thread holds stays usable by the
 /// child's (only) thread, its copy; one another thread holds is held for good there.
-fn fork_bare(main: ChildMain) -> Result<libc::pid_t> {
+fn fork_bare(main: ChildMain) -> Result<(libc::pid_t, ChildMain)> {
     // SAFETY: fork has no memory-safety preconditions. The child runs only `main` and
     // leaves with `_exit` (see `exit_child`), never returning here; in the child the
     // crate's code takes no lock another thread could have held (`ChildStdio::Unknown`
@@ -764,7 +829,7 @@ fn fork_bare(main: ChildMain) -> Result<libc::pid_t> {
     if pid < 0 {
         return Err(Error::last_os("fork"));
     }
-    Ok(pid)
+    Ok((pid, main))
 }
 
 // ---------------------------------------------------------------------------------

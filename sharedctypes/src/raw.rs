@@ -6,6 +6,7 @@ use std::ops::Deref;
 use std::ptr::NonNull;
 
 use crate::error::{Error, Result};
+use crate::heap::alloc::BlockRef;
 use crate::heap::{try_default_heap, Heap};
 use crate::shared::{Shared, SharedType};
 
@@ -31,12 +32,15 @@ use crate::shared::{Shared, SharedType};
 /// Setting and getting are not atomic across processes (the note in Python's docs):
 /// use [`Value`](crate::Value) when several processes write.
 pub struct RawValue<T: SharedType> {
-    heap: Heap,
+    /// The heap and the count this handle holds on the value's block.
+    block: BlockRef,
+    /// The value's address in this process (the block's object).
     ptr: NonNull<Shared<T>>,
 }
 
-// SAFETY: the handle only hands out `&Shared<T>`, which is `Sync`; the heap handle is
-// `Send + Sync`; the pointer stays valid while `heap` keeps the mapping alive.
+// SAFETY: the handle only hands out `&Shared<T>`, which is `Sync`; the block reference
+// (a heap handle and an offset) is `Send + Sync`; the pointer stays valid while the
+// block's heap keeps the mapping alive.
 unsafe impl<T: SharedType> Send for RawValue<T> {}
 // SAFETY: as above.
 unsafe impl<T: SharedType> Sync for RawValue<T> {}
@@ -92,11 +96,9 @@ impl<T: SharedType> RawValue<T> {
     /// # Ok::<(), sharedctypes::Error>(())
     /// ```
     pub fn zeroed_in(heap: &Heap) -> Result<Self> {
-        let ptr = heap.alloc_array::<Shared<T>>(1)?;
-        Ok(RawValue {
-            heap: heap.clone(),
-            ptr,
-        })
+        let object = heap.alloc(std::mem::size_of::<T>(), std::mem::align_of::<T>())?;
+        // SAFETY: `alloc` returned a block's object of `size_of::<T>()` bytes, aligned.
+        Ok(unsafe { Self::from_offset(heap, object) })
     }
 
     /// The heap this value lives in.
@@ -108,25 +110,26 @@ impl<T: SharedType> RawValue<T> {
     /// # Ok::<(), sharedctypes::Error>(())
     /// ```
     pub fn heap(&self) -> &Heap {
-        &self.heap
+        self.block.heap()
     }
 
     /// The value's offset in its heap.
     pub(crate) fn offset(&self) -> usize {
-        self.heap
-            .offset_of(self.ptr.as_ptr(), std::mem::size_of::<T>())
-            .expect("a handle points into its own heap")
+        self.block.offset()
     }
 
-    /// Rebuilds a handle from a checked offset.
+    /// A handle to the value at `offset`, taking over one count already held on its
+    /// block (by `alloc`, or taken by a lookup).
     ///
     /// # Safety
     ///
-    /// `offset` must be in bounds of `heap` for one `T` and aligned for `T`.
+    /// `offset` must be the object of a block of `heap` holding at least one `T`, aligned
+    /// for `T`.
     pub(crate) unsafe fn from_offset(heap: &Heap, offset: usize) -> Self {
+        let block = BlockRef::new(heap, offset);
         RawValue {
-            heap: heap.clone(),
-            ptr: heap.ptr_at(offset),
+            ptr: block.ptr(),
+            block,
         }
     }
 }
@@ -136,16 +139,19 @@ impl<T: SharedType> Deref for RawValue<T> {
 
     #[inline]
     fn deref(&self) -> &Shared<T> {
-        // SAFETY: `ptr` points to an aligned `Shared<T>` inside the mapping that `self.heap`
-        // keeps alive for as long as `self` lives.
+        // SAFETY: `ptr` points to an aligned `Shared<T>` inside the mapping that the
+        // block's heap keeps alive for as long as `self` lives, in a block that `self`'s
+        // count keeps allocated.
         unsafe { self.ptr.as_ref() }
     }
 }
 
 impl<T: SharedType> Clone for RawValue<T> {
+    /// Another handle to the same value (counted: the value lives until the last
+    /// handle, in any process, is dropped).
     fn clone(&self) -> Self {
         RawValue {
-            heap: self.heap.clone(),
+            block: self.block.clone(),
             ptr: self.ptr,
         }
     }
@@ -154,7 +160,7 @@ impl<T: SharedType> Clone for RawValue<T> {
 impl<T: SharedType> PartialEq for RawValue<T> {
     /// Handles are equal when they name the same shared value.
     fn eq(&self, other: &Self) -> bool {
-        self.heap.same_heap(&other.heap) && self.offset() == other.offset()
+        self.heap().same_heap(other.heap()) && self.offset() == other.offset()
     }
 }
 
@@ -184,7 +190,9 @@ impl<T: SharedType + fmt::Debug> fmt::Debug for RawValue<T> {
 /// # Ok::<(), sharedctypes::Error>(())
 /// ```
 pub struct RawArray<T: SharedType> {
-    heap: Heap,
+    /// The heap and the count this handle holds on the array's block.
+    block: BlockRef,
+    /// The first element's address in this process.
     ptr: NonNull<Shared<T>>,
     len: usize,
 }
@@ -234,16 +242,22 @@ impl<T: SharedType> RawArray<T> {
     /// ```
     /// let heap = sharedctypes::Heap::new(4096)?;
     /// let a = sharedctypes::RawArray::<u16>::zeroed_in(&heap, 10)?;
-    /// assert_eq!(heap.used(), 20);
+    /// assert_eq!(a.to_vec(), [0; 10]);
+    /// assert_eq!(heap.used(), 48); // 20 bytes and a 16-byte header, to a size class
+    /// drop(a);
+    /// assert_eq!(heap.used(), 0);
     /// # Ok::<(), sharedctypes::Error>(())
     /// ```
     pub fn zeroed_in(heap: &Heap, len: usize) -> Result<Self> {
-        let ptr = heap.alloc_array::<Shared<T>>(len)?;
-        Ok(RawArray {
-            heap: heap.clone(),
-            ptr,
-            len,
-        })
+        let size = len
+            .checked_mul(std::mem::size_of::<T>())
+            .ok_or_else(|| Error::OutOfMemory {
+                requested: usize::MAX,
+                available: heap.available(),
+            })?;
+        let object = heap.alloc(size, std::mem::align_of::<T>())?;
+        // SAFETY: `alloc` returned a block's object of `len` `T`s, aligned for `T`.
+        Ok(unsafe { Self::from_offset(heap, object, len) })
     }
 
     /// [`from_slice`](Self::from_slice) in `heap`.
@@ -312,24 +326,25 @@ impl<T: SharedType> RawArray<T> {
     /// # Ok::<(), sharedctypes::Error>(())
     /// ```
     pub fn heap(&self) -> &Heap {
-        &self.heap
+        self.block.heap()
     }
 
     pub(crate) fn offset(&self) -> usize {
-        self.heap
-            .offset_of(self.ptr.as_ptr(), std::mem::size_of::<T>() * self.len)
-            .expect("a handle points into its own heap")
+        self.block.offset()
     }
 
-    /// Rebuilds a handle from a checked offset.
+    /// A handle to the array at `offset`, taking over one count already held on its
+    /// block (by `alloc`, or taken by a lookup).
     ///
     /// # Safety
     ///
-    /// `[offset, offset + len * size_of::<T>())` must be inside `heap`, aligned for `T`.
+    /// `offset` must be the object of a block of `heap` holding `len` `T`s, aligned for
+    /// `T`.
     pub(crate) unsafe fn from_offset(heap: &Heap, offset: usize, len: usize) -> Self {
+        let block = BlockRef::new(heap, offset);
         RawArray {
-            heap: heap.clone(),
-            ptr: heap.ptr_at(offset),
+            ptr: block.ptr(),
+            block,
             len,
         }
     }
@@ -359,16 +374,18 @@ impl<T: SharedType> Deref for RawArray<T> {
 
     #[inline]
     fn deref(&self) -> &[Shared<T>] {
-        // SAFETY: `ptr` points to `len` aligned `Shared<T>` inside the mapping that
-        // `self.heap` keeps alive for as long as `self` lives.
+        // SAFETY: `ptr` points to `len` aligned `Shared<T>` inside the mapping that the
+        // block's heap keeps alive for as long as `self` lives, in a block that `self`'s
+        // count keeps allocated.
         unsafe { Shared::slice_from_raw(self.ptr.as_ptr(), self.len) }
     }
 }
 
 impl<T: SharedType> Clone for RawArray<T> {
+    /// Another handle to the same array (counted, as for [`RawValue`]).
     fn clone(&self) -> Self {
         RawArray {
-            heap: self.heap.clone(),
+            block: self.block.clone(),
             ptr: self.ptr,
             len: self.len,
         }
@@ -378,7 +395,9 @@ impl<T: SharedType> Clone for RawArray<T> {
 impl<T: SharedType> PartialEq for RawArray<T> {
     /// Handles are equal when they name the same shared array.
     fn eq(&self, other: &Self) -> bool {
-        self.heap.same_heap(&other.heap) && self.offset() == other.offset() && self.len == other.len
+        self.heap().same_heap(other.heap())
+            && self.offset() == other.offset()
+            && self.len == other.len
     }
 }
 

@@ -10,29 +10,7 @@ use crate::raw::{bytes, load_vec, short_type_name, store_slice, CopyShared, RawA
 use crate::shared::{Shared, SharedType};
 use crate::sync::raw_lock::RawLock;
 use crate::sync::thread_id::Me;
-use crate::sync::{map_result, ConditionGuard, LockResult, LockType, RLock, LOCK_ALIGN, LOCK_SIZE};
-
-/// Allocates a fresh [`RLock`] followed by room for `len` zeroed `T`s in *one*
-/// allocation, so that running out of memory leaves nothing half-allocated. Returns
-/// the lock and the offset of the first `T`.
-fn alloc_with_rlock<T>(heap: &Heap, len: usize) -> Result<(RLock, usize)> {
-    let data = LOCK_SIZE.next_multiple_of(std::mem::align_of::<T>());
-    let size = len
-        .checked_mul(std::mem::size_of::<T>())
-        .and_then(|n| n.checked_add(data))
-        .ok_or_else(|| Error::OutOfMemory {
-            requested: usize::MAX,
-            available: heap.available(),
-        })?;
-    let base = heap.alloc(size, LOCK_ALIGN.max(std::mem::align_of::<T>()))?;
-    // SAFETY: `base` was just allocated, in bounds and aligned for the lock (LOCK_ALIGN
-    // divides the block's alignment), with LOCK_SIZE bytes before `data`. (The lock is
-    // atomics only, valid for any bits: fresh memory is normally zero, an unlocked lock,
-    // and a block a hostile process rewound the cursor over is recovered like any
-    // corrupted lock word.)
-    let lock = unsafe { RLock::from_offset(heap, base) };
-    Ok((lock, base + data))
-}
+use crate::sync::{map_result, ConditionGuard, LockResult, LockType, RLock};
 
 /// A shared `T` behind a process-shared lock (Python's `Value`); by default a fresh
 /// [`RLock`] of its own (`lock=True`), or a shared [`Lock`](crate::Lock)/`RLock`
@@ -113,13 +91,10 @@ impl<T: SharedType> Value<T, RLock> {
     /// # Ok::<(), sharedctypes::Error>(())
     /// ```
     pub fn new_in(heap: &Heap, init: T) -> Result<Self> {
-        let (lock, offset) = alloc_with_rlock::<T>(heap, 1)?;
-        // SAFETY: `offset` is the freshly allocated, `T`-aligned room for one `T`.
-        let obj = unsafe { RawValue::<T>::from_offset(heap, offset) };
-        // SAFETY: the memory is valid and aligned for `T`, and no cooperating process can
-        // reach it yet (the cursor only grows; a hostile one rewinding it: see the heap
-        // docs), so a plain write cannot race.
-        unsafe { obj.as_ptr().write(init) };
+        // Two blocks, each counted: the lock may outlive the value (`get_lock`). If the
+        // second allocation fails, dropping the first gives it back.
+        let lock = RLock::new_in(heap)?;
+        let obj = RawValue::new_in(heap, init)?;
         Ok(Value { obj, lock })
     }
 }
@@ -374,10 +349,9 @@ impl<T: SharedType> Array<T, RLock> {
     /// # Ok::<(), sharedctypes::Error>(())
     /// ```
     pub fn zeroed_in(heap: &Heap, len: usize) -> Result<Self> {
-        let (lock, offset) = alloc_with_rlock::<T>(heap, len)?;
-        // SAFETY: `offset` is freshly allocated, `T`-aligned room for `len` `T`s; fresh
-        // heap memory is zero.
-        let obj = unsafe { RawArray::<T>::from_offset(heap, offset, len) };
+        // Two blocks, each counted, as in `Value::new_in`.
+        let lock = RLock::new_in(heap)?;
+        let obj = RawArray::zeroed_in(heap, len)?;
         Ok(Array { obj, lock })
     }
 

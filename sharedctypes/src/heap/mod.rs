@@ -1,25 +1,26 @@
 //! The shared heap: one `MAP_SHARED` mapping that forked children inherit, from which
-//! objects are bump-allocated.
+//! objects are allocated, counted, and given back.
 //!
 //! # Layout of the mapping
 //!
 //! ```text
-//! offset 0                HEADER_SIZE                                   total_len
-//! | Header (128 bytes)    | objects, bump-allocated upwards ...  | free  |
+//! 0        128               HEADER_SIZE (4096)                       frontier   total_len
+//! | Header | allocator state | [hdr|object] [hdr|object] [hdr|free] ... | zero ...  |
 //! ```
 //!
-//! The header holds the allocation cursor as an *offset* from the start of the
-//! mapping, never an address, so the same heap can be mapped at different addresses
-//! by unrelated processes (named heaps). The cursor only grows, by compare-and-swap,
-//! so a parent and its children allocate from one heap without ever overlapping.
-//! Fresh memory is all zeros (the backing file starts empty), so `zeroed` objects cost
-//! no writes; in an anonymous heap pages are also committed only when first touched (a
-//! named heap reserves its whole size at creation, see [`named`](crate::named)).
+//! Everything in shared memory is an *offset* from the start of the mapping, never an
+//! address, so the same heap can be mapped at different addresses by unrelated
+//! processes (named heaps). Blocks (see `alloc`) tile the heap up to the frontier;
+//! past it, memory is fresh and zero (the backing file starts empty), so `zeroed`
+//! objects cost no writes, and freed blocks are zeroed before they are reused. In an
+//! anonymous heap pages are committed only when first touched (a named heap reserves
+//! its whole size at creation, see [`named`](crate::named)).
 //!
 //! # Where things are
 //!
 //! - here: the [`Heap`] handle, the header and the mapping;
-//! - `alloc`: the bump allocator (the cursor);
+//! - `alloc`: the allocator (blocks, size classes, the back end) and the counted
+//!   references every handle holds ([`BlockRef`](alloc::BlockRef));
 //! - `default`: the [`default_heap`] and its size;
 //! - `named`: named heaps: create, open (the header checked before mapping), the name's
 //!   lifecycle;
@@ -46,7 +47,7 @@ use crate::os::{self, FileId};
 use self::directory::Checked;
 use self::named::NamedState;
 
-mod alloc;
+pub(crate) mod alloc;
 mod default;
 pub(crate) mod directory;
 mod named;
@@ -64,10 +65,11 @@ const COPY_THROUGH_FILE_MIN: usize = 256 << 10;
 /// `b"SHCTYPES"`: the first bytes of every heap.
 pub(crate) const MAGIC: [u8; 8] = *b"SHCTYPES";
 /// Bumped whenever the header or directory format changes (2: `time_namespace`; 3: the
-/// directory is a hash table, `published`).
-pub(crate) const VERSION: u32 = 3;
-/// Bytes reserved for the header; objects start here.
-pub(crate) const HEADER_SIZE: usize = 128;
+/// directory is a hash table, `published`; 4: blocks with headers and counts, the
+/// allocator's state after the header).
+pub(crate) const VERSION: u32 = 4;
+/// Bytes reserved for the header and the allocator's state; blocks start here.
+pub(crate) const HEADER_SIZE: usize = 4096;
 
 /// The header at offset 0 of every heap.
 ///
@@ -117,9 +119,11 @@ pub(crate) const READY: u32 = 0x5245_4459;
 ///
 /// Child processes inherit a heap across `fork` (see [`Process`](crate::Process)), and
 /// everything allocated in it, before or after the fork, by the parent or a child, is
-/// shared between them. Objects are never freed one by one: the memory goes when the
-/// last process unmaps the heap (drops its last handle to the heap or to an object in
-/// it). Cloning a `Heap` is cheap and gives the same heap.
+/// shared between them. Each object is counted in the heap: when its last handle, in
+/// any process, is dropped, its memory goes back to the heap for later allocations
+/// (see [Memory that is given back](crate#memory-that-is-given-back)). The heap itself
+/// goes when the last process unmaps it (drops its last handle to the heap or to an
+/// object in it). Cloning a `Heap` is cheap and gives the same heap.
 ///
 /// Most code never names a heap: every constructor without `_in` uses the
 /// [`default_heap`]. Use your own heap to bound memory or to keep objects apart.
@@ -135,8 +139,9 @@ pub(crate) const READY: u32 = 0x5245_4459;
 /// let heap = Heap::new(1 << 20)?;
 /// let v = RawValue::new_in(&heap, 42u64)?;
 /// assert_eq!(v.get(), 42);
-/// assert_eq!(heap.used(), 8);
-/// assert_eq!(heap.available(), heap.capacity() - 8);
+/// assert_eq!(heap.live_objects(), 1);
+/// drop(v);
+/// assert_eq!((heap.used(), heap.live_objects()), (0, 0));
 /// # Ok::<(), sharedctypes::Error>(())
 /// ```
 #[derive(Clone)]
@@ -253,6 +258,8 @@ impl Heap {
         file: Option<File>,
         checked: Checked,
     ) -> Result<Heap> {
+        // Handles count their objects per fork generation (see `alloc::BlockRef`).
+        crate::sync::thread_id::register_atfork();
         let len = map.len();
         // The kernel never picks address 0 for a mapping it places itself; an error
         // rather than a panic all the same.
@@ -296,43 +303,76 @@ impl Heap {
         self.inner.len - HEADER_SIZE
     }
 
-    /// Bytes allocated so far (alignment padding included), by every process.
+    /// Bytes taken by live objects, in every process: each object's block, with its
+    /// 16-byte header and its rounding up to a size class (and the heap's own
+    /// directory, once something is published). Memory given back by dropped objects
+    /// does not count: after an allocation and its drop, `used()` is what it was.
+    ///
+    /// A walk over the heap's blocks (nothing is counted on the allocation fast path):
+    /// exact when nothing allocates or frees meanwhile, and cheap for a few thousand
+    /// objects, not for millions.
     ///
     /// ```
     /// use sharedctypes::{Heap, Process, RawValue};
     ///
     /// let heap = Heap::new(4096)?;
     /// assert_eq!(heap.used(), 0);
-    /// let _a = RawValue::new_in(&heap, 1u8)?;
-    /// let _b = RawValue::new_in(&heap, 1u64)?;
-    /// assert_eq!(heap.used(), 16); // 1 byte, 7 bytes of padding, 8 bytes
+    /// let a = RawValue::new_in(&heap, 1u64)?;
+    /// assert_eq!(heap.used(), 32); // 16 bytes of header, 8 of value, rounded to 32
     /// let child = {
     ///     let heap = heap.clone();
     ///     Process::spawn(move || {
-    ///         RawValue::new_in(&heap, 1u64).unwrap();
+    ///         std::mem::forget(RawValue::new_in(&heap, 1u64).unwrap());
     ///     })?
     /// };
     /// child.join()?;
-    /// assert_eq!(heap.used(), 24); // the child's allocation counts too
+    /// assert_eq!(heap.used(), 64); // what the child keeps counts too
+    /// drop(a);
+    /// assert_eq!(heap.used(), 32); // given back
     /// # Ok::<(), sharedctypes::Error>(())
     /// ```
     pub fn used(&self) -> usize {
-        self.cursor() - HEADER_SIZE
+        self.live().0
     }
 
-    /// Bytes still free.
+    /// How many objects are alive in this heap, in every process: each raw object,
+    /// lock and coordination object counts one, a [`Value`](crate::Value) or
+    /// [`Array`](crate::Array) with a lock of its own two (the value and the lock).
+    /// For debugging leaks: like [`used`](Heap::used), a walk over the heap, exact when
+    /// nothing allocates or frees meanwhile.
+    ///
+    /// ```
+    /// use sharedctypes::{Heap, RawValue, Value};
+    ///
+    /// let heap = Heap::new(1 << 20)?;
+    /// let a = RawValue::new_in(&heap, 1u64)?;
+    /// let b = Value::new_in(&heap, 2u64)?; // the value and its RLock
+    /// assert_eq!(heap.live_objects(), 3);
+    /// drop((a, b));
+    /// assert_eq!(heap.live_objects(), 0);
+    /// # Ok::<(), sharedctypes::Error>(())
+    /// ```
+    pub fn live_objects(&self) -> usize {
+        self.live().1
+    }
+
+    /// Bytes not taken by live objects: `capacity() - used()`. Free memory may be in
+    /// pieces (and each block needs a 16-byte header), so an object of this size does
+    /// not always fit.
     ///
     /// ```
     /// use sharedctypes::{Heap, RawArray};
     ///
     /// let heap = Heap::new(4096)?;
-    /// let _a = RawArray::<u8>::zeroed_in(&heap, 1000)?;
-    /// assert_eq!(heap.available(), 3096);
+    /// let a = RawArray::<u8>::zeroed_in(&heap, 1000)?;
     /// assert_eq!(heap.available(), heap.capacity() - heap.used());
+    /// assert!(heap.available() < 4096 - 1000);
+    /// drop(a);
+    /// assert_eq!(heap.available(), 4096);
     /// # Ok::<(), sharedctypes::Error>(())
     /// ```
     pub fn available(&self) -> usize {
-        self.inner.len - self.cursor()
+        self.capacity().saturating_sub(self.used())
     }
 
     /// The address of `offset` in this process.
@@ -472,7 +512,7 @@ pub(crate) fn total_len(capacity: usize) -> Result<usize> {
     // kernel maps whole pages anyway; the tail of the last one is simply unused).
     HEADER_SIZE
         .checked_add(capacity)
-        .filter(|&n| i64::try_from(n).is_ok())
+        .filter(|&n| n <= alloc::MAX_HEAP)
         .ok_or(Error::OutOfMemory {
             requested: capacity,
             available: 0,

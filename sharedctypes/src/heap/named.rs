@@ -5,7 +5,7 @@
 use std::ffi::CString;
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{total_len, Header, Heap, HEADER_SIZE, MAGIC, READY, VERSION};
@@ -320,13 +320,10 @@ fn check_header(file: &File) -> Result<usize, HeaderError> {
     if !valid {
         return Err(Error::InvalidHeap.into());
     }
-    // `create` reserves every block (`posix_fallocate`) before the header turns READY.
-    // A file with holes was made otherwise: the first write into a hole would need a new
-    // page, a SIGBUS if `/dev/shm` is full. (`st_blocks` counts 512-byte units, whatever
-    // the file system's block size.)
-    if meta.blocks().saturating_mul(512) < size {
-        return Err(Error::InvalidHeap.into());
-    }
+    // `create` reserves every block (`posix_fallocate`) before the header turns READY;
+    // holes appear later, where freed large blocks gave their pages back (and the
+    // allocator reserves them again before reusing them), so a file with holes is no
+    // sign of a foreign segment.
     usize::try_from(total).map_err(|_| Error::InvalidHeap.into())
 }
 

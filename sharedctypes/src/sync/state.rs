@@ -5,6 +5,7 @@
 use std::ptr::NonNull;
 
 use crate::error::Result;
+use crate::heap::alloc::BlockRef;
 use crate::heap::Heap;
 
 /// The shared-memory state of a coordination object.
@@ -16,25 +17,27 @@ use crate::heap::Heap;
 /// a valid value, and sharing a reference with other threads and processes is sound.
 pub(crate) unsafe trait SharedState: Sync {}
 
-/// A handle to a coordination object's state: the heap, which keeps the mapping alive,
-/// and where the state is in this process's mapping. Compared by heap identity and
-/// offset, never by address (a named heap may be mapped twice in one process).
+/// A handle to a coordination object's state: a counted reference to its block (the
+/// heap, which keeps the mapping alive, and the count, which keeps the block
+/// allocated), and where the state is in this process's mapping. Compared by heap
+/// identity and offset, never by address (a named heap may be mapped twice in one
+/// process).
 pub(crate) struct StateHandle<S> {
-    heap: Heap,
+    block: BlockRef,
     state: NonNull<S>,
 }
 
 impl<S> Clone for StateHandle<S> {
     fn clone(&self) -> Self {
         StateHandle {
-            heap: self.heap.clone(),
+            block: self.block.clone(),
             state: self.state,
         }
     }
 }
 
 // SAFETY: the state is made only of atomics (`SharedState`), and the heap keeps it
-// mapped as long as the handle lives.
+// mapped, and the count allocated, as long as the handle lives.
 unsafe impl<S: SharedState> Send for StateHandle<S> {}
 // SAFETY: as above.
 unsafe impl<S: SharedState> Sync for StateHandle<S> {}
@@ -43,45 +46,48 @@ impl<S: SharedState> StateHandle<S> {
     /// Allocates a state in `heap` and lets `init` write its first value before anyone
     /// else can see it.
     pub(crate) fn new_in(heap: &Heap, init: impl FnOnce(&S)) -> Result<Self> {
-        let handle = StateHandle {
-            heap: heap.clone(),
-            state: heap.alloc_array::<S>(1)?,
-        };
+        let offset = heap.alloc(std::mem::size_of::<S>(), std::mem::align_of::<S>())?;
+        // SAFETY: `alloc` returned a block's object with room for an `S`, aligned.
+        let handle = unsafe { Self::from_offset(heap, offset) };
         init(handle.state());
         Ok(handle)
     }
 
+    /// A handle to the state at `offset`, taking over one count already held on its
+    /// block (by `alloc`, or taken by a lookup).
+    ///
     /// # Safety
     ///
-    /// `offset` must be in bounds of `heap` for an `S` and aligned for it.
+    /// `offset` must be the object of a block of `heap` with room for an `S`, aligned for
+    /// it.
     pub(crate) unsafe fn from_offset(heap: &Heap, offset: usize) -> Self {
+        let block = BlockRef::new(heap, offset);
         StateHandle {
-            heap: heap.clone(),
             // The caller guarantees bounds and alignment, on which `state()` relies.
-            state: heap.ptr_at(offset),
+            state: block.ptr(),
+            block,
         }
     }
 
     #[inline]
     pub(crate) fn state(&self) -> &S {
-        // SAFETY: `state` points to an aligned `S` inside the mapping, which `self.heap`
-        // keeps alive; `S` is only atomics, valid for every bit pattern (`SharedState`).
+        // SAFETY: `state` points to an aligned `S` inside the mapping, which the block's
+        // heap keeps alive (and the count allocated); `S` is only atomics, valid for
+        // every bit pattern (`SharedState`).
         unsafe { self.state.as_ref() }
     }
 
     pub(crate) fn heap(&self) -> &Heap {
-        &self.heap
+        self.block.heap()
     }
 
     pub(crate) fn offset(&self) -> usize {
-        self.heap
-            .offset_of(self.state.as_ptr(), std::mem::size_of::<S>())
-            .expect("a handle points into its own heap")
+        self.block.offset()
     }
 
     /// Whether both handles name the same object (same heap, same offset).
     pub(crate) fn same(&self, other: &Self) -> bool {
-        self.heap.same_heap(&other.heap) && self.offset() == other.offset()
+        self.heap().same_heap(other.heap()) && self.offset() == other.offset()
     }
 }
 

@@ -66,9 +66,10 @@ pub(crate) fn fork_generation() -> u32 {
     FORK_GENERATION.load(Ordering::Relaxed)
 }
 
-#[cold]
-#[inline(never)]
-fn refresh() {
+/// Makes sure every fork from now on bumps the [`fork_generation`]. Called before
+/// anything that compares generations exists: a lock identity (`refresh`), a heap (its
+/// objects' handles remember the generation they were counted in).
+pub(crate) fn register_atfork() {
     if !ATFORK.load(Ordering::Acquire) {
         // SAFETY: registering a plain extern "C" function with no captured state; it only
         // touches an atomic, which is async-signal-safe and fork-safe.
@@ -77,6 +78,12 @@ fn refresh() {
         // Set only after registering: a child forked in between registers again itself.
         ATFORK.store(true, Ordering::Release);
     }
+}
+
+#[cold]
+#[inline(never)]
+fn refresh() {
+    register_atfork();
     // Read the generation *before* the TID: a fork between the two leaves a stale
     // generation, and the next call refreshes again.
     let generation = FORK_GENERATION.load(Ordering::Relaxed);

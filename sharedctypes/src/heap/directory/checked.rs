@@ -308,9 +308,9 @@ impl Checked {
         // entry, and only grows.)
         let mut claimed = 0usize;
         for at in heap.live_entries(t)? {
-            let e = heap.read_entry(at, heap.cursor())?;
+            let e = heap.read_entry(at, heap.limit())?;
             claimed += ENTRY_SIZE + e.key_len + e.layout_len;
-            if claimed > heap.cursor() - HEADER_SIZE {
+            if claimed > heap.limit() - HEADER_SIZE {
                 return Err(Error::InvalidHeap);
             }
             let (layout, root) = self.stored_layout(heap, &e)?;
@@ -456,7 +456,7 @@ impl Checked {
 /// layout) and lock in bounds and aligned.
 fn check_entry(heap: &Heap, e: &Entry, root: Option<ElemSize>) -> Result<()> {
     let kind = Kind::from_bits(e.kind).ok_or(Error::InvalidHeap)?;
-    let limit = heap.cursor();
+    let limit = heap.limit();
     if let Some((size, align)) = root {
         check_object(
             to_usize(e.object)?,

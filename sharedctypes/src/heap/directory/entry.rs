@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 use super::MAX_KEY_LEN;
 use crate::error::{Error, Result};
+use crate::heap::alloc::Use;
 use crate::heap::{Heap, HEADER_SIZE};
 use crate::layout::codec;
 
@@ -111,7 +112,7 @@ impl Heap {
     /// no other process can reach it.
     pub(super) fn write_entry(&self, new: &NewEntry<'_>) -> Result<usize> {
         let size = ENTRY_SIZE + new.key.len() + new.layout.len();
-        let at = self.alloc(size, ENTRY_ALIGN)?;
+        let at = self.alloc_for(size, ENTRY_ALIGN, Use::Internal)?;
         let seq = self.header().published.fetch_add(1, Ordering::Relaxed);
         let header = self.entry_header(at);
         header.tag.store(ENTRY_TAG, Ordering::Relaxed);

@@ -11,12 +11,13 @@
 use super::checked::Matched;
 use super::entry::{key_hash, to_usize, NewEntry};
 use super::table::{Insert, MAX_STEPS};
-use super::{check_lock, check_object};
+use super::{check_lock, check_object, Counted};
 use crate::error::{Error, Result, UNDESCRIBABLE};
 use crate::heap::publish::{Found, Kind, LockKind, Parts, Shape};
 use crate::heap::Heap;
 use crate::layout::codec;
 use crate::layout::OwnedLayout;
+use crate::sync::LOCK_SIZE;
 
 /// What [`Checked`](super::Checked) records for an entry matched by an erased lookup:
 /// the element layout is the stored one, so the match is with any layout. (Typed
@@ -69,6 +70,12 @@ impl Heap {
         }
         let object = parts.object.map(|(_, o)| o);
         let lock = parts.lock.map(|(_, o)| o);
+        // The directory's counts, as `publish` takes them: before the entry can be
+        // seen, given back if the publish fails.
+        let counted = (
+            object.map(|o| Counted::retain(self, o)),
+            lock.map(|o| Counted::retain(self, o)),
+        );
         let at = self.write_entry(&NewEntry {
             kind: kind.to_bits(),
             object: object.unwrap_or(0) as u64,
@@ -81,7 +88,12 @@ impl Heap {
             let t = self.write_table(true)?.ok_or(Error::InvalidHeap)?;
             match self.insert(&t, at, key, hash)? {
                 Insert::Inserted => {
-                    let entry = self.read_entry(at as u64, self.cursor())?;
+                    counted
+                        .0
+                        .iter()
+                        .chain(counted.1.iter())
+                        .for_each(Counted::keep);
+                    let entry = self.read_entry(at as u64, self.limit())?;
                     self.note_published(&entry, ERASED, layout.map(|l| l.size));
                     return Ok(());
                 }
@@ -101,6 +113,10 @@ impl Heap {
     /// The element size and alignment checked are the stored layout's: memory accessed
     /// through the returned offsets must be accessed as bytes of that size and
     /// alignment, not as a Rust type whose layout was not compared.
+    ///
+    /// One count is taken on the object and one on the lock (whichever the kind has),
+    /// for the caller's handles to take over (`from_offset`); a caller that makes no
+    /// handle must release them.
     pub(crate) fn lookup_erased(&self, key: &str) -> Result<ErasedEntry> {
         let key_bytes = self.check_key(key)?;
         let hash = key_hash(key_bytes.iter().copied());
@@ -119,7 +135,7 @@ impl Heap {
         let mut checked = self.checked_or_own();
         checked.follow(self, &t)?;
         let known = checked.knows(self, &entry, entry.kind, ERASED, object_size);
-        let limit = self.cursor();
+        let limit = self.limit();
         let found = Found {
             object: to_usize(entry.object)?,
             len: to_usize(entry.len)?,
@@ -138,6 +154,31 @@ impl Heap {
         if kind.lock != LockKind::None {
             self.check_namespaces()?;
         }
+        // Counts for the handles the caller makes, as `lookup` takes them: then the
+        // entry must still be there (a count taken while it was published is on the
+        // published object, not on whatever reused its memory).
+        let object = match elem {
+            Some((size, _)) => {
+                let bytes = found.len.checked_mul(size).ok_or(Error::InvalidHeap)?;
+                Some(self.count_found(key, &entry, found.object, bytes)?)
+            }
+            None => None,
+        };
+        let lock = if kind.lock == LockKind::None {
+            None
+        } else {
+            Some(self.count_found(key, &entry, found.lock, LOCK_SIZE)?)
+        };
+        let still = match self.read_table()? {
+            Some(t) => self
+                .find(&t, key_bytes, hash)?
+                .is_some_and(|e| e.at == entry.at),
+            None => false,
+        };
+        if !still {
+            return Err(self.key_missing(key));
+        }
+        object.iter().chain(lock.iter()).for_each(Counted::keep);
         Ok(ErasedEntry {
             kind,
             layout,

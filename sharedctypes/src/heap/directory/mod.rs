@@ -123,6 +123,13 @@ impl Heap {
         }
         let object = parts.object.map(|(_, o)| o);
         let lock = parts.lock.map(|(_, o)| o);
+        // The directory's counts, taken before the entry can be seen (an unpublish in
+        // another process releases them as soon as it can), given back if the publish
+        // fails.
+        let counted = (
+            object.map(|o| Counted::retain(self, o)),
+            lock.map(|o| Counted::retain(self, o)),
+        );
         let at = self.write_entry(&NewEntry {
             kind: H::__KIND.to_bits(),
             object: object.unwrap_or(0) as u64,
@@ -136,8 +143,13 @@ impl Heap {
             let t = self.write_table(true)?.ok_or(Error::InvalidHeap)?;
             match self.insert(&t, at, key, hash)? {
                 Insert::Inserted => {
+                    counted
+                        .0
+                        .iter()
+                        .chain(counted.1.iter())
+                        .for_each(Counted::keep);
                     // For this handle's aliasing checks.
-                    let entry = self.read_entry(at as u64, self.cursor())?;
+                    let entry = self.read_entry(at as u64, self.limit())?;
                     self.note_published(&entry, matched::<H>(), H::__ELEM.map(|(s, _)| s));
                     return Ok(());
                 }
@@ -209,7 +221,7 @@ impl Heap {
         // real size and alignment, not its `LAYOUT`'s (which the unsafe `SharedType`
         // contract requires to agree, but soundness here does not rely on it). Every
         // time: soundness does not rest on what this process remembers.
-        let limit = self.cursor();
+        let limit = self.limit();
         let found = Found {
             object: to_usize(entry.object)?,
             len: to_usize(entry.len)?,
@@ -229,6 +241,31 @@ impl Heap {
         if H::__KIND.lock != LockKind::None {
             self.check_namespaces()?;
         }
+        // Count the handle's parts, then make sure the entry is still there: a count
+        // taken while the entry was published is on the published object (the
+        // directory's own count kept it alive), not on whatever reused its memory.
+        let object = match H::__ELEM {
+            Some((size, _)) => {
+                Some(self.count_found(key, &entry, found.object, found.len * size)?)
+            }
+            None => None,
+        };
+        let lock = if H::__KIND.lock == LockKind::None {
+            None
+        } else {
+            Some(self.count_found(key, &entry, found.lock, LOCK_SIZE)?)
+        };
+        let still = match self.read_table()? {
+            Some(t) => self
+                .find(&t, key_bytes, hash)?
+                .is_some_and(|e| e.at == entry.at),
+            None => false,
+        };
+        if !still {
+            return Err(self.key_missing(key));
+        }
+        // The handle takes the counts over.
+        object.iter().chain(lock.iter()).for_each(Counted::keep);
         // SAFETY: `check_object` proved `[object, object + len * size_of::<T>())` inside the
         // allocated part of this heap and aligned for `T` (`H::__ELEM` is `T`'s
         // `size_of` and `align_of`); `check_lock` did the same for the lock; which of
@@ -241,10 +278,10 @@ impl Heap {
     /// Removes `key` from the directory: later lookups of it are [`Error::NotFound`],
     /// and it may be published again. [`Error::NotFound`] if it is not published.
     ///
-    /// Handles looked up before keep working. The object itself stays allocated (so
-    /// does the directory entry): until the heap can free memory, an object lives as
-    /// long as its heap. Of concurrent unpublishes of one key, in any processes,
-    /// exactly one succeeds.
+    /// The directory's count on the object goes: handles looked up before keep working,
+    /// and the object's memory is given back when the last of them is dropped (the
+    /// directory entry itself stays allocated). Of concurrent unpublishes of one key, in
+    /// any processes, exactly one succeeds.
     ///
     /// ```
     /// use sharedctypes::{Error, Heap, RawValue};
@@ -274,7 +311,17 @@ impl Heap {
             };
             match self.remove(&t, key_bytes, hash)? {
                 Remove::Removed(at) => {
-                    self.forget_entry(to_usize(at)?);
+                    let at = to_usize(at)?;
+                    // The directory's counts go: the objects live on while other
+                    // handles to them do.
+                    if let Ok(e) = self.read_entry(at as u64, self.limit()) {
+                        for part in [e.object, e.lock] {
+                            if let Ok(part) = usize::try_from(part) {
+                                self.release_checked(part);
+                            }
+                        }
+                    }
+                    self.forget_entry(at);
                     return Ok(());
                 }
                 Remove::Missing => return Err(self.key_missing(key)),
@@ -282,6 +329,40 @@ impl Heap {
             }
         }
         Err(Error::InvalidHeap)
+    }
+
+    /// Counts one more handle to a part of a found entry (`len` bytes at `object`):
+    /// [`Error::NotFound`] if it is no longer live (unpublished and freed meanwhile),
+    /// [`Error::InvalidHeap`] if it never was a block.
+    fn count_found(
+        &self,
+        key: &str,
+        entry: &Entry,
+        object: usize,
+        len: usize,
+    ) -> Result<Counted<'_>> {
+        if self.try_retain(object, len) {
+            return Ok(Counted {
+                heap: self,
+                object,
+                armed: std::cell::Cell::new(true),
+            });
+        }
+        // Gone meanwhile, or not an object at all.
+        let still = match self.read_table()? {
+            Some(t) => {
+                let key_bytes = key.as_bytes();
+                let hash = key_hash(key_bytes.iter().copied());
+                self.find(&t, key_bytes, hash)?
+                    .is_some_and(|e| e.at == entry.at)
+            }
+            None => false,
+        };
+        Err(if still {
+            Error::InvalidHeap
+        } else {
+            self.key_missing(key)
+        })
     }
 
     /// Compares the kind and layout `entry` stored with `H`'s: [`Error::LayoutMismatch`]
@@ -409,9 +490,9 @@ impl Heap {
         // Live entries are disjoint allocations (see `Checked::rebuild`).
         let mut claimed = 0usize;
         for at in self.live_entries(&t)? {
-            let e = self.read_entry(at, self.cursor())?;
+            let e = self.read_entry(at, self.limit())?;
             claimed += ENTRY_SIZE + e.key_len + e.layout_len;
-            if claimed > self.cursor() - HEADER_SIZE {
+            if claimed > self.limit() - HEADER_SIZE {
                 return Err(Error::InvalidHeap);
             }
             let key = self.load_bytes(e.key_at(), e.key_len);
@@ -437,6 +518,38 @@ impl Heap {
         }
         let bytes = self.load_bytes(e.layout_at(), e.layout_len);
         codec::decode(&bytes).map(Some).ok_or(Error::InvalidHeap)
+    }
+}
+
+/// One count on an object, given back when dropped unless kept.
+struct Counted<'a> {
+    heap: &'a Heap,
+    object: usize,
+    armed: std::cell::Cell<bool>,
+}
+
+impl<'a> Counted<'a> {
+    /// Counts one more handle to the object at `object`, a live object of ours.
+    fn retain(heap: &'a Heap, object: usize) -> Counted<'a> {
+        heap.retain(object);
+        Counted {
+            heap,
+            object,
+            armed: std::cell::Cell::new(true),
+        }
+    }
+
+    /// The count stays (the directory or a new handle owns it now).
+    fn keep(&self) {
+        self.armed.set(false);
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        if self.armed.get() {
+            self.heap.release(self.object);
+        }
     }
 }
 
@@ -700,12 +813,11 @@ mod tests {
     #[test]
     fn overlapping_entries_exceed_the_byte_budget() {
         // 64 entries 56 bytes apart: each one in bounds, aligned and well formed, but
-        // together they claim 64 * 303 bytes of about 4 KiB allocated (besides the
-        // table).
+        // together they claim 64 * 303 bytes of a 16 KiB heap.
         let name = unique();
-        let heap = Heap::create(&name, 1 << 16).unwrap();
+        let heap = Heap::create(&name, 1 << 14).unwrap();
         overlapping_entries(&heap, 64, 56);
-        assert!(64 * (ENTRY_SIZE + MAX_KEY_LEN) > heap.cursor() - HEADER_SIZE);
+        assert!(64 * (ENTRY_SIZE + MAX_KEY_LEN) > heap.limit() - HEADER_SIZE);
         assert!(matches!(Heap::open(&name), Err(Error::InvalidHeap)));
         assert!(matches!(heap.keys(), Err(Error::InvalidHeap)));
         // The same entries laid out apart are fine.
@@ -760,17 +872,29 @@ mod tests {
     #[test]
     fn lookup_checks_the_real_size_and_alignment() {
         let heap = Heap::new(1 << 16).unwrap();
-        let _first = RawValue::new_in(&heap, 1u8).unwrap();
-        let odd = RawValue::new_in(&heap, 2u8).unwrap();
-        assert_eq!(odd.offset() % 2, 1);
-        heap.publish("odd", &odd).unwrap();
-        // The layouts compare equal (both say `u8`); the object is misaligned for a
-        // `Liar` all the same.
+        let value = RawValue::new_in(&heap, 2u8).unwrap();
+        heap.publish("odd", &value).unwrap();
+        assert_eq!(heap.lookup::<RawValue<u8>>("odd").unwrap().get(), 2);
+        // An entry moved to an odd offset (as another process could write it). The
+        // layouts compare equal (both say `u8`); the object is misaligned for a `Liar`
+        // all the same, and is no block's object for a `u8`.
+        let t = heap.read_table().unwrap().unwrap();
+        let key = b"odd";
+        let e = heap
+            .find(&t, key, key_hash(key.iter().copied()))
+            .unwrap()
+            .unwrap();
+        heap.entry_header(e.at)
+            .object
+            .store(value.offset() as u64 + 1, Ordering::Relaxed);
         assert!(matches!(
             heap.lookup::<RawValue<Liar>>("odd"),
             Err(Error::InvalidHeap)
         ));
-        assert_eq!(heap.lookup::<RawValue<u8>>("odd").unwrap().get(), 2);
+        assert!(matches!(
+            heap.lookup::<RawValue<u8>>("odd"),
+            Err(Error::InvalidHeap)
+        ));
     }
 
     /// Offsets in a heap holding "v" (a `Value<u64>` with its own RLock), "a" (a
@@ -847,7 +971,8 @@ mod tests {
             // Each allocation follows the one before; the value's lock comes first.
             assert!(t.l_v < t.o_v && t.o_v < t.e_v && t.e_v < t.o_a && t.o_a < t.e_a);
             assert!(t.e_a < t.l_b && t.l_b < t.e_lock);
-            assert_eq!(t.o_v - t.l_v, LOCK_SIZE as u64);
+            // Two blocks: the lock's (a 16-byte header, the lock) right before the value's.
+            assert_eq!(t.o_v - t.l_v, (LOCK_SIZE + 16) as u64);
         });
         assert!(r.open.is_ok() && r.lookup.is_ok());
     }

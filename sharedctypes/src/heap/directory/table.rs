@@ -51,6 +51,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use super::entry::{to_usize, Entry};
 use crate::error::{Error, Result};
+use crate::heap::alloc::Use;
 use crate::heap::{Heap, HEADER_SIZE};
 
 /// `"SCDT"`: the first word of every table.
@@ -210,7 +211,7 @@ impl Heap {
     /// The table at `at`, its header and bounds checked against the allocated part of
     /// the heap.
     fn table_at(&self, at: u64) -> Result<Table<'_>> {
-        let limit = self.cursor();
+        let limit = self.limit();
         let at = to_usize(at)?;
         let header_fits = at
             .checked_add(TABLE_HEADER_SIZE)
@@ -244,7 +245,7 @@ impl Heap {
     /// Allocates a table of `2^log2` empty slots in `state`, reachable by nobody yet.
     fn new_table(&self, log2: u32, state: u32) -> Result<Table<'_>> {
         let bytes = (8usize << log2) + TABLE_HEADER_SIZE;
-        let at = self.alloc(bytes, TABLE_ALIGN)?;
+        let at = self.alloc_for(bytes, TABLE_ALIGN, Use::Internal)?;
         let table = Table {
             heap: self,
             at,
@@ -344,7 +345,7 @@ impl Heap {
                     at, deleted: false, ..
                 } = decode(v)?
                 {
-                    let entry = self.read_entry(at, self.cursor())?;
+                    let entry = self.read_entry(at, self.limit())?;
                     self.copy_entry(new, at, self.entry_hash(&entry))?;
                 }
                 match slot.compare_exchange(v, v | COPIED, Ordering::AcqRel, Ordering::Acquire) {
@@ -431,7 +432,7 @@ impl Heap {
                     deleted: false,
                 } if t == tag => {
                     // After the slot's `Acquire`: the cursor covers the entry.
-                    let e = self.read_entry(at, self.cursor())?;
+                    let e = self.read_entry(at, self.limit())?;
                     if self.key_is(&e, key) {
                         return Ok(Some(e));
                     }
@@ -475,7 +476,7 @@ impl Heap {
                         tag: t,
                         deleted: false,
                     } if t == tag => {
-                        let e = self.read_entry(at, self.cursor())?;
+                        let e = self.read_entry(at, self.limit())?;
                         if self.key_is(&e, key) {
                             return Ok(Insert::Taken);
                         }
@@ -504,7 +505,7 @@ impl Heap {
                         tag: t2,
                         deleted: false,
                     } if t2 == tag => {
-                        let e = self.read_entry(at, self.cursor())?;
+                        let e = self.read_entry(at, self.limit())?;
                         if !self.key_is(&e, key) {
                             break;
                         }
@@ -862,7 +863,7 @@ mod tests {
             // Some slots frozen only, some copied too, some of those marked COPIED.
             let done = match decode(v).unwrap() {
                 Slot::Entry { at, .. } if i % 3 != 0 => {
-                    let e = heap.read_entry(at, heap.cursor()).unwrap();
+                    let e = heap.read_entry(at, heap.limit()).unwrap();
                     heap.copy_entry(&n, at, heap.entry_hash(&e)).unwrap();
                     copied += 1;
                     true
