@@ -154,9 +154,9 @@
 //! - **What a killed process held stays allocated** (see [Memory that is given
 //!   back](#memory-that-is-given-back)), and so does each published key's directory
 //!   entry after [`unpublish`](Heap::unpublish) (a few hundred bytes).
-//! - **No Python module yet**: Python programs cannot open these heaps; every program
-//!   that shares a named heap must use the same `#[repr(C)]` layouts (checked, not
-//!   converted).
+//! - **Python through `sharedctypes_rs` only** (the `sharedctypes-py` module): other
+//!   languages cannot open these heaps; every program that shares a named heap must
+//!   use the same `#[repr(C)]` layouts (checked, not converted).
 //! - **Linux only**: no Windows, macOS or BSD (see above).
 //! - **Locks need one PID namespace and one time namespace**: a lock's owner is named
 //!   by thread id and told from a stranger reusing that id by its start time, so locks
@@ -270,6 +270,11 @@ pub mod __private {
     pub use crate::shared::{Shared, SharedStruct, SharedType};
     pub use core;
 }
+
+/// Handles whose element type is known at run time, for the Python module. Not API.
+#[cfg(target_os = "linux")]
+#[doc(hidden)]
+pub mod erased;
 
 /// Hooks for the fuzz targets in `fuzz/` and their regression tests. Not API.
 #[cfg(target_os = "linux")]

@@ -24,6 +24,7 @@
 
 mod checked;
 mod entry;
+mod erased;
 mod table;
 
 use std::sync::atomic::Ordering;
