@@ -20,7 +20,7 @@
 //!
 //! - here: the [`Heap`] handle, the header and the mapping;
 //! - `alloc`: the allocator (blocks, size classes, the back end) and the counted
-//!   references every handle holds ([`BlockRef`](alloc::BlockRef));
+//!   references every handle holds (`BlockRef`);
 //! - `default`: the [`default_heap`] and its size;
 //! - `named`: named heaps: create, open (the header checked before mapping), the name's
 //!   lifecycle;
