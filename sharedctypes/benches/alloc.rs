@@ -84,7 +84,8 @@ fn create_1gib(c: &mut Criterion) {
         b.iter_batched(
             || (),
             |()| {
-                let heap = Heap::new(black_box(GIB)).unwrap();
+                // Room for the array's block header and its page alignment too.
+                let heap = Heap::new(black_box(GIB + (1 << 16))).unwrap();
                 let a = RawArray::<f64>::zeroed_in(&heap, GIB / 8).unwrap();
                 (a, heap)
             },
