@@ -760,9 +760,17 @@ impl Backend<'_> {
             };
             let p = (at + BLOCK_HEADER).next_multiple_of(align) - BLOCK_HEADER;
             if p + bsize <= at + size {
-                self.dirty();
                 let front = p - at;
                 let rest = at + size - (p + bsize);
+                // The pages written from here on (the block, the rest's header) may
+                // have been given back to the system: in a named heap, commit them
+                // first, so that a full `/dev/shm` is `OutOfMemory` rather than a
+                // `SIGBUS` on first touch (here, or in the caller's object).
+                let end = p + bsize + if rest > 0 { BLOCK_HEADER } else { 0 };
+                if !heap.reserve(p, end - p) {
+                    return None;
+                }
+                self.dirty();
                 if rest > 0 {
                     let r = heap.header_at(p + bsize);
                     r.word.store(0, Ordering::Relaxed);
@@ -787,17 +795,7 @@ impl Backend<'_> {
                     self.link(p + bsize);
                 }
                 self.clean();
-                let object = p + BLOCK_HEADER;
-                if bsize >= LARGE && !heap.reserve(object, bsize - BLOCK_HEADER) {
-                    // No memory behind it: give it back.
-                    self.dirty();
-                    b.word.store(0, Ordering::Relaxed);
-                    b.tag.store(bsize as u64 | FREE_LARGE, Ordering::Release);
-                    self.link(p);
-                    self.clean();
-                    return None;
-                }
-                return Some(object);
+                return Some(p + BLOCK_HEADER);
             }
             prev = Some(at);
             at = next;
@@ -888,10 +886,22 @@ impl Heap {
         let start = at / page * page;
         let end = (at + len).next_multiple_of(page).min(self.inner.len);
         let p = self.ptr_at::<u8>(start);
-        // SAFETY: `[start, end)` is page-aligned and inside the mapping; populating pages
-        // does not change their contents.
-        let rc = unsafe { libc::madvise(p.as_ptr().cast(), end - start, MADV_POPULATE_WRITE) };
-        rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ENOMEM)
+        loop {
+            // SAFETY: `[start, end)` is page-aligned and inside the mapping; populating
+            // pages does not change their contents.
+            let rc = unsafe { libc::madvise(p.as_ptr().cast(), end - start, MADV_POPULATE_WRITE) };
+            if rc == 0 {
+                return true;
+            }
+            match std::io::Error::last_os_error().raw_os_error() {
+                Some(libc::EINTR) => {}
+                // A kernel older than 5.14: nothing to check with; touch and hope.
+                Some(libc::EINVAL) => return true,
+                // EFAULT is what a full tmpfs gives: "a SIGBUS would have been
+                // generated on access"; ENOMEM, EHWPOISON: no memory either.
+                _ => return false,
+            }
+        }
     }
 }
 
