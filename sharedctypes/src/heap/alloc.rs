@@ -77,8 +77,9 @@ const FREE_SMALL: u64 = 2;
 const FREE_LARGE: u64 = 3;
 /// Live, used by the heap itself (the directory): never counted or freed.
 const INTERNAL: u64 = 4;
-/// Padding claimed at the frontier before an aligned block: never reused or merged
-/// (merging would zero its header, which the frontier hint may point at).
+/// Padding claimed at the frontier before an aligned block: free, zero, and not on any
+/// list until the back end's next rebuild merges it with its free neighbours (or makes
+/// it a run of its own).
 const PAD: u64 = 5;
 
 /// A live block's `word`: the count (low bits) and, once the object has been
@@ -303,8 +304,18 @@ impl Heap {
     /// `align`; `None` when the frontier has no room (or a header on the way is
     /// corrupt).
     fn claim_fresh(&self, bsize: usize, align: usize, what: Use) -> Option<usize> {
+        self.claim_fresh_from(self.cursor(), bsize, align, what)
+    }
+
+    /// [`claim_fresh`](Heap::claim_fresh), walking from `at`, a value the cursor had.
+    fn claim_fresh_from(
+        &self,
+        mut at: usize,
+        bsize: usize,
+        align: usize,
+        what: Use,
+    ) -> Option<usize> {
         let hint = &self.header().cursor;
-        let mut at = self.cursor();
         loop {
             if !self.valid_block(at) {
                 return None;
@@ -313,6 +324,19 @@ impl Heap {
             let tag = h.tag.load(Ordering::Acquire);
             if tag != 0 {
                 at += self.checked_size(at, tag)?;
+                continue;
+            }
+            // A zero header below the cursor is not the frontier (every header below the
+            // cursor was claimed): it is inside a run that a merge made since this walk
+            // read the size that led here (a merge moves the cursor past a header before
+            // it zeroes it, with `Release`; the `Acquire` load above sees the cursor it
+            // left). Claiming it would make a block inside free memory. What is left is
+            // an ABA between this check and the compare-and-swap below: the frontier
+            // claimed, freed and merged by others in between, like the wrap-around of a
+            // class stack's tag.
+            let cursor = self.cursor();
+            if at < cursor {
+                at = cursor;
                 continue;
             }
             // Padding so that the object (after the header) is aligned: a free block of
@@ -332,14 +356,14 @@ impl Heap {
             {
                 continue;
             }
-            if claim == bsize {
+            if pad == 0 {
                 // Only now: before the claim, another allocator may own this header (and
                 // its block a count above one).
                 h.word
                     .store(u64::from(what == Use::Object), Ordering::Relaxed);
             }
             // Monotonic, so that it always names a block boundary at or below the
-            // frontier, never a header that a merge has since turned into free memory.
+            // frontier; merges zero headers only below it.
             let end = at + claim;
             hint.fetch_max(end as u64, Ordering::Relaxed);
             if pad > 0 {
@@ -373,7 +397,9 @@ impl Heap {
     }
 
     /// Takes a block off `class`'s stack. A link that is not a plausible block of the
-    /// class (another process wrote it) ends the stack for this call.
+    /// class (another process wrote it) ends the stack for this call; so does a block
+    /// taken off that turns out not to be a free block of the class (left alone, and
+    /// not followed further: the links of such a block may form a cycle).
     fn pop(&self, class: usize) -> Option<usize> {
         let mine = my_shard();
         (0..SHARDS).find_map(|i| self.pop_from((mine + i) % SHARDS, class))
@@ -402,7 +428,7 @@ impl Heap {
                         return Some(block);
                     }
                     // Not a free block of this class: somebody else's memory; leave it.
-                    cur = head.load(Ordering::Acquire);
+                    return None;
                 }
                 Err(actual) => cur = actual,
             }
@@ -448,9 +474,17 @@ impl Heap {
         if tag & STATE_MASK != LIVE || !fits {
             return false;
         }
+        self.count_up(h)
+    }
+
+    /// The compare-and-swap loop of [`try_retain`](Heap::try_retain): counts one more
+    /// on `h`, a header whose tag said live, unless its count is zero.
+    fn count_up(&self, h: &BlockHeader) -> bool {
         let mut count = h.word.load(Ordering::Relaxed);
         loop {
-            // Only published objects are looked up: a count without the mark is not one.
+            // Only published objects are looked up: a count without the mark is not one
+            // (nor is a free block's list link, which a lookup that read the tag while
+            // the object was live may find here once it was freed).
             if count & PUBLISHED == 0 || count & COUNT_MASK == 0 || count & COUNT_MASK == COUNT_MASK
             {
                 return false;
@@ -726,9 +760,17 @@ impl Backend<'_> {
             };
             let p = (at + BLOCK_HEADER).next_multiple_of(align) - BLOCK_HEADER;
             if p + bsize <= at + size {
-                self.dirty();
                 let front = p - at;
                 let rest = at + size - (p + bsize);
+                // The pages written from here on (the block, the rest's header) may
+                // have been given back to the system: in a named heap, commit them
+                // first, so that a full `/dev/shm` is `OutOfMemory` rather than a
+                // `SIGBUS` on first touch (here, or in the caller's object).
+                let end = p + bsize + if rest > 0 { BLOCK_HEADER } else { 0 };
+                if !heap.reserve(p, end - p) {
+                    return None;
+                }
+                self.dirty();
                 if rest > 0 {
                     let r = heap.header_at(p + bsize);
                     r.word.store(0, Ordering::Relaxed);
@@ -753,17 +795,7 @@ impl Backend<'_> {
                     self.link(p + bsize);
                 }
                 self.clean();
-                let object = p + BLOCK_HEADER;
-                if bsize >= LARGE && !heap.reserve(object, bsize - BLOCK_HEADER) {
-                    // No memory behind it: give it back.
-                    self.dirty();
-                    b.word.store(0, Ordering::Relaxed);
-                    b.tag.store(bsize as u64 | FREE_LARGE, Ordering::Release);
-                    self.link(p);
-                    self.clean();
-                    return None;
-                }
-                return Some(object);
+                return Some(p + BLOCK_HEADER);
             }
             prev = Some(at);
             at = next;
@@ -803,18 +835,32 @@ impl Backend<'_> {
             let Some(size) = heap.checked_size(at, tag) else {
                 break;
             };
-            if tag & STATE_MASK == FREE_LARGE {
+            let state = tag & STATE_MASK;
+            if state == FREE_LARGE || state == PAD {
                 match run {
                     Some(start) => {
                         let merged = at + size - start;
                         heap.header_at(start)
                             .tag
                             .store(merged as u64 | FREE_LARGE, Ordering::Release);
+                        // The cursor past this header before it turns to zero, so that a
+                        // frontier walk never takes it for the frontier (see
+                        // `claim_fresh_from`): padding whose claimant died before it moved
+                        // the cursor may be the last block below it.
+                        heap.header()
+                            .cursor
+                            .fetch_max((at + size) as u64, Ordering::Relaxed);
                         // Now inside the run's object, which must read zero.
-                        h.tag.store(0, Ordering::Relaxed);
                         h.word.store(0, Ordering::Relaxed);
+                        h.tag.store(0, Ordering::Release);
                     }
-                    None => run = Some(at),
+                    None => {
+                        if state == PAD {
+                            h.word.store(0, Ordering::Relaxed);
+                            h.tag.store(size as u64 | FREE_LARGE, Ordering::Release);
+                        }
+                        run = Some(at);
+                    }
                 }
             } else if let Some(start) = run.take() {
                 finish(start, at);
@@ -840,10 +886,22 @@ impl Heap {
         let start = at / page * page;
         let end = (at + len).next_multiple_of(page).min(self.inner.len);
         let p = self.ptr_at::<u8>(start);
-        // SAFETY: `[start, end)` is page-aligned and inside the mapping; populating pages
-        // does not change their contents.
-        let rc = unsafe { libc::madvise(p.as_ptr().cast(), end - start, MADV_POPULATE_WRITE) };
-        rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ENOMEM)
+        loop {
+            // SAFETY: `[start, end)` is page-aligned and inside the mapping; populating
+            // pages does not change their contents.
+            let rc = unsafe { libc::madvise(p.as_ptr().cast(), end - start, MADV_POPULATE_WRITE) };
+            if rc == 0 {
+                return true;
+            }
+            match std::io::Error::last_os_error().raw_os_error() {
+                Some(libc::EINTR) => {}
+                // A kernel older than 5.14: nothing to check with; touch and hope.
+                Some(libc::EINVAL) => return true,
+                // EFAULT is what a full tmpfs gives: "a SIGBUS would have been
+                // generated on access"; ENOMEM, EHWPOISON: no memory either.
+                _ => return false,
+            }
+        }
     }
 }
 
@@ -1092,5 +1150,170 @@ mod tests {
         // SAFETY: the object is this test's, 100 KiB long.
         let bytes = unsafe { std::slice::from_raw_parts(heap.ptr_at::<u8>(b).as_ptr(), 100 << 10) };
         assert!(bytes.iter().all(|&x| x == 0));
+    }
+}
+
+/// Attacks on the allocator's internals: interleavings and shared-memory contents that
+/// the public API cannot stage deterministically (see also `tests/alloc_attack.rs`).
+#[cfg(test)]
+mod attack {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// What a lookup does after its tag check passed: the compare-and-swap loop of
+    /// `try_retain` on the block's count.
+    fn stale_retain(heap: &Heap, block: usize) -> bool {
+        heap.count_up(heap.header_at(block))
+    }
+
+    /// Allocates an object, publishes it (the directory's count and mark), and drops
+    /// the handle's count: what a published object nobody else holds looks like.
+    fn published(heap: &Heap, size: usize) -> usize {
+        let o = heap.alloc(size, 8).unwrap();
+        heap.retain_published(o);
+        heap.release(o);
+        o
+    }
+
+    /// A lookup reads the block's tag while the object is published (live), then the
+    /// object is unpublished and freed, and its block taken off the free list by an
+    /// allocation that has not handed it out yet; only then does the lookup count.
+    /// Counting a free block's list link and giving the count back after the block
+    /// was handed out again would free the new object under its owner.
+    #[test]
+    fn a_stale_lookup_never_counts_a_free_block() {
+        let heap = Heap::new(1 << 20).unwrap();
+        let a = published(&heap, 40);
+        let b = published(&heap, 40);
+        heap.release(b); // unpublished
+        heap.release(a); // a's word now links to b
+        let block = a - BLOCK_HEADER;
+        let class = class_of(64);
+        assert_eq!(heap.pop(class), Some(block));
+        let counted = stale_retain(&heap, block);
+        // The allocator hands the block out as a new object; the lookup then finds its
+        // entry gone and gives its count back.
+        let again = heap.hand_out(block, class_size(class), Use::Object);
+        assert_eq!(again, a);
+        if counted {
+            heap.release(a);
+        }
+        assert_eq!(heap.live().1, 1, "the new object was freed under its owner");
+        assert_ne!(heap.alloc(40, 8).unwrap(), a, "handed out twice");
+        heap.release(a);
+        assert!(
+            !stale_retain(&heap, block),
+            "counted a block on a free list"
+        );
+
+        // The same with a run of the back end, whose word links the list of runs.
+        let c = published(&heap, 40_000);
+        let d = published(&heap, 40_000);
+        heap.release(d);
+        heap.release(c);
+        assert!(!stale_retain(&heap, c - BLOCK_HEADER), "counted a free run");
+    }
+
+    /// A class stack that another process turned into a cycle of blocks that are not
+    /// free (here a live block linking to itself) must not hang allocations.
+    #[test]
+    fn a_cyclic_class_stack_does_not_hang_allocation() {
+        let heap = Heap::new(1 << 20).unwrap();
+        let a = heap.alloc(40, 8).unwrap();
+        let block = a - BLOCK_HEADER;
+        let class = class_of(64);
+        heap.alloc_state().classes[0][class].store((block as u64) >> 4, Ordering::Relaxed);
+        heap.header_at(block)
+            .word
+            .store(block as u64, Ordering::Relaxed);
+        let mut child = crate::Process::spawn(move || {
+            let b = heap.alloc(40, 8).unwrap();
+            assert_ne!(b, a);
+        })
+        .unwrap();
+        let status = child.wait_timeout(Duration::from_secs(30)).unwrap();
+        if status.is_none() {
+            child.kill().unwrap();
+        }
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "allocation hung or failed on a cyclic stack: {status:?}"
+        );
+    }
+
+    /// A thread that read the cursor (or a block's size) and was preempted before it
+    /// looked at the next header: meanwhile the blocks there were freed and merged,
+    /// which zeroes the headers inside the merged run. The stale walker must not take
+    /// such a zero header for the frontier and claim a block inside the run.
+    #[test]
+    fn a_stale_frontier_walk_never_claims_inside_a_merged_run() {
+        let heap = Heap::new(1 << 20).unwrap();
+        let a = heap.alloc(40_000, 8).unwrap();
+        let b = heap.alloc(40_000, 8).unwrap();
+        let stale = b - BLOCK_HEADER;
+        heap.release(a);
+        heap.release(b);
+        {
+            let backend = heap.backend().unwrap();
+            backend.dirty();
+            backend.rebuild(true, false);
+            backend.clean();
+        }
+        let run = a - BLOCK_HEADER;
+        let tag = heap.header_at(run).tag.load(Ordering::Relaxed);
+        assert_eq!(tag & STATE_MASK, FREE_LARGE);
+        let run_end = run + size_of(tag);
+        assert!(run_end > stale, "the two blocks were not merged");
+        let claimed = heap.claim_fresh_from(stale, 64, BLOCK_HEADER, Use::Object);
+        assert!(
+            claimed.is_some_and(|at| at >= run_end),
+            "claimed {claimed:?} inside the free run [{run}, {run_end})"
+        );
+    }
+
+    /// Padding claimed before aligned blocks must not strand memory: after aligned
+    /// objects come and go, a large one fits.
+    #[test]
+    fn padding_is_merged_with_free_neighbours() {
+        let heap = Heap::new(1 << 20).unwrap();
+        let mut objects = Vec::new();
+        // 64 bytes aligned to 64: an 80-byte block, then 32 bytes of padding each.
+        while let Ok(o) = heap.alloc(64, 64) {
+            objects.push(o);
+        }
+        assert!(objects.len() > 1000);
+        for o in objects {
+            heap.release(o);
+        }
+        let big = heap.alloc(900 << 10, 8);
+        assert!(big.is_ok(), "{big:?}");
+    }
+
+    /// A process killed after it claimed padding at the frontier, before it moved the
+    /// cursor past it: once the padding is merged into the free run before it, the
+    /// cursor must not point at its (now zero) header.
+    #[test]
+    fn padding_of_a_dead_claimant_merged_away_is_not_the_frontier() {
+        let heap = Heap::new(1 << 20).unwrap();
+        let a = heap.alloc(40_000, 8).unwrap();
+        heap.release(a);
+        let pad_at = heap.cursor();
+        heap.header_at(pad_at)
+            .tag
+            .store(32 | PAD, Ordering::Relaxed);
+        {
+            let backend = heap.backend().unwrap();
+            backend.dirty();
+            backend.rebuild(true, false);
+            backend.clean();
+        }
+        let run = a - BLOCK_HEADER;
+        let run_end = run + size_of(heap.header_at(run).tag.load(Ordering::Relaxed));
+        let b = heap.claim_fresh(64, BLOCK_HEADER, Use::Object);
+        assert!(
+            b.is_some_and(|at| at >= run_end),
+            "claimed {b:?} inside the free run [{run}, {run_end})"
+        );
     }
 }
