@@ -1549,35 +1549,3 @@ fn a_spawned_child_dropping_a_handle_from_a_static_frees_nothing() {
     assert_eq!(heap.used(), used0);
     assert_eq!(heap.live_objects(), live0);
 }
-
-/// `spawn` keeps the counts of the shared objects its closure captured until the child
-/// is reaped, but drops the parent's copy of everything else at once: a pipe end the
-/// closure captured is closed in the parent, so reading to the end does not wait for
-/// `join` (it would hang for ever if the parent kept the whole closure).
-#[test]
-fn spawn_keeps_only_the_counts_of_what_the_closure_captured() {
-    use std::io::{Read, Write};
-    use std::os::unix::net::UnixStream;
-
-    let heap = Heap::new(1 << 20).unwrap();
-    let value = RawValue::new_in(&heap, 5u64).unwrap();
-    let (mut reader, mut writer) = UnixStream::pair().unwrap();
-    reader
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let child = Process::spawn(move || {
-        writer.write_all(&value.get().to_ne_bytes()).unwrap();
-        // `writer` and `value` go at the end of the closure.
-    })
-    .unwrap();
-    let mut got = Vec::new();
-    // EOF comes when the child exits: the parent holds no copy of `writer`.
-    reader
-        .read_to_end(&mut got)
-        .expect("the parent's copy of the write end was closed by spawn");
-    assert_eq!(got, 5u64.to_ne_bytes());
-    // The child has exited, but is not reaped: the value is still counted for it.
-    assert_eq!(heap.live_objects(), 1);
-    child.join().unwrap();
-    assert_eq!((heap.live_objects(), heap.used()), (0, 0));
-}

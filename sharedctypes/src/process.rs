@@ -110,7 +110,6 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, Once, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::heap::alloc::{hand_over, BlockRef};
 
 /// A forked child process running a closure.
 ///
@@ -133,19 +132,19 @@ use crate::heap::alloc::{hand_over, BlockRef};
 ///
 /// # The closure's handles
 ///
-/// The closure and everything it captured belong to the child. The parent drops its
-/// own copy right after the fork (a captured file or pipe end is closed in the parent
-/// at once, as with `std::thread::spawn`), except for the counts the captured shared
-/// objects hold: those are kept by the `Process` until the child has been reaped
-/// ([`join`](Process::join), [`wait`](Process::wait), or
-/// [`try_wait`](Process::try_wait) / [`wait_timeout`](Process::wait_timeout) returning
-/// its status), and given up then. So a shared object moved into the closure stays
-/// alive, counted once, for as long as the child can use it, even if the parent drops
-/// every other handle to it; and its memory is given back once the child is done and
-/// reaped (see [Memory that is given back](crate#memory-that-is-given-back)). Inside the
-/// child, the inherited copies are used as they are and not counted again (a clone
-/// made there is). A `Process` dropped before its child was reaped keeps those counts
-/// for good (the objects are never freed): wait for your children.
+/// The closure and everything it captured belong to the child: the parent's copy is
+/// kept, untouched, until the child has been reaped ([`join`](Process::join),
+/// [`wait`](Process::wait), or [`try_wait`](Process::try_wait) /
+/// [`wait_timeout`](Process::wait_timeout) returning its status), and dropped then,
+/// in the parent. So a shared object moved into the closure stays alive, counted
+/// once, for as long as the child can use it, even if the parent drops every other
+/// handle to it; and its memory is given back once the child is done and reaped (see
+/// [Memory that is given back](crate#memory-that-is-given-back)). Inside the child, the
+/// inherited copies are used as they are and not counted again (a clone made there
+/// is). A `Process` dropped before its child was reaped keeps the parent's copy
+/// forever (the objects it captured are never freed, and anything else it captured —
+/// a file, a channel's sender — is never dropped in the parent): wait for your
+/// children.
 ///
 /// ```
 /// use sharedctypes::{Heap, Process, RawArray};
@@ -163,9 +162,10 @@ pub struct Process {
     target: Target,
     /// How the child ended, once reaped.
     status: Option<ExitStatus>,
-    /// The counts the closure's shared objects held in the parent, given up once the
-    /// child is reaped (see "The closure's handles").
-    kept: Vec<BlockRef>,
+    /// The parent's copy of the closure, dropped once the child is reaped (see "The
+    /// closure's handles"). In a mutex only to keep `Process` `Sync`: nothing locks it
+    /// but `&mut self` methods.
+    kept: Mutex<Option<ChildMain>>,
 }
 
 impl fmt::Debug for Process {
@@ -182,7 +182,8 @@ impl Drop for Process {
     fn drop(&mut self) {
         if self.status.is_none() {
             // The child may still use what the closure captured: keep it counted.
-            mem::forget(mem::take(&mut self.kept));
+            let kept = self.kept.get_mut().unwrap_or_else(PoisonError::into_inner);
+            mem::forget(kept.take());
         }
     }
 }
@@ -280,11 +281,9 @@ impl Process {
         // (the child would wait forever for that thread's `OnceLock` initialisation); as
         // a bonus, objects a child creates with plain `new` are visible to the parent.
         let _ = crate::heap::try_default_heap();
-        let (pid, main) = fork_child(Box::new(move |stdio| run_child(f, stdio)))?;
-        let mut process = Process::adopt(pid);
-        // The parent's copy goes now, but the counts of the shared objects in it stay
-        // with the child's `Process`.
-        process.kept = hand_over(|| drop(main));
+        let (pid, kept) = fork_child(Box::new(move |stdio| run_child(f, stdio)))?;
+        let process = Process::adopt(pid);
+        *process.kept.lock().unwrap_or_else(PoisonError::into_inner) = Some(kept);
         Ok(process)
     }
 
@@ -533,7 +532,7 @@ impl Process {
             pid,
             target,
             status: None,
-            kept: Vec::new(),
+            kept: Mutex::new(None),
         }
     }
 
@@ -561,8 +560,13 @@ impl Process {
             match reaped {
                 Ok(Some(status)) => {
                     self.status = Some(status);
-                    // The child is gone: the counts it was lent go too.
-                    drop(mem::take(&mut self.kept));
+                    // The child is gone: the parent's copy of the closure goes too.
+                    drop(
+                        self.kept
+                            .get_mut()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .take(),
+                    );
                     return Ok(Some(status));
                 }
                 Ok(None) => return Ok(None),

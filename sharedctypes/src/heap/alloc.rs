@@ -46,9 +46,8 @@
 //! [`Process`](crate::Process) child inherits) was never counted there, and dropping
 //! it does nothing (see [`BlockRef`]).
 
-use std::cell::RefCell;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{Heap, HEADER_SIZE};
 use crate::error::{Error, Result};
@@ -960,69 +959,9 @@ impl Drop for BlockRef {
     #[inline]
     fn drop(&mut self) {
         if self.generation == thread_id::fork_generation() {
-            if HANDING_OVER.load(Ordering::Relaxed) != 0 && self.hand_over() {
-                return;
-            }
             self.heap.release(self.object);
         }
     }
-}
-
-impl BlockRef {
-    /// Inside [`hand_over`] on this thread: keeps this count in the list it collects
-    /// instead of releasing it.
-    #[cold]
-    fn hand_over(&self) -> bool {
-        HANDED
-            .try_with(|handed| match handed.borrow_mut().as_mut() {
-                Some(list) => {
-                    list.push(BlockRef {
-                        heap: self.heap.clone(),
-                        object: self.object,
-                        generation: self.generation,
-                    });
-                    true
-                }
-                None => false,
-            })
-            .unwrap_or(false)
-    }
-}
-
-/// Threads inside [`hand_over`], so that a drop elsewhere costs one load.
-static HANDING_OVER: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    /// The counts collected by [`hand_over`] on this thread.
-    static HANDED: RefCell<Option<Vec<BlockRef>>> = const { RefCell::new(None) };
-}
-
-/// Runs `drop_them` (which drops values holding handles) and returns the counts the
-/// handles dropped in it on this thread held, instead of releasing them: the caller
-/// keeps the objects alive on someone else's behalf ([`Process::spawn`](crate::Process)
-/// for its child, which uses its inherited copies uncounted).
-pub(crate) fn hand_over(drop_them: impl FnOnce()) -> Vec<BlockRef> {
-    struct Restore(Option<Vec<BlockRef>>);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            HANDING_OVER.fetch_sub(1, Ordering::Relaxed);
-            let _ = HANDED.try_with(|h| {
-                let collected = std::mem::replace(&mut *h.borrow_mut(), self.0.take());
-                if std::thread::panicking() {
-                    // A drop panicked midway: keep what was collected counted for
-                    // good rather than free objects the child may use.
-                    std::mem::forget(collected);
-                }
-            });
-        }
-    }
-    let outer = HANDED.with(|h| h.borrow_mut().replace(Vec::new()));
-    HANDING_OVER.fetch_add(1, Ordering::Relaxed);
-    let restore = Restore(outer);
-    drop_them();
-    let handed = HANDED.with(|h| h.borrow_mut().take()).unwrap_or_default();
-    drop(restore);
-    handed
 }
 
 #[cfg(test)]
