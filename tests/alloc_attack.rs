@@ -332,7 +332,6 @@ fn publishing_and_unpublishing_forever_never_runs_out() {
 /// ownership) is not released by that drop, so it keeps no count, and the parent's own
 /// `Arc`, dropped later, frees the object under the child.
 #[test]
-#[ignore = "not fixed: spawn's hand-over misses handles behind an Arc (review of issue 12)"]
 fn a_handle_behind_an_arc_moved_into_spawn_stays_alive_for_the_child() {
     use std::sync::Arc;
     let heap = Heap::new(1 << 20).unwrap();

@@ -1549,3 +1549,59 @@ fn a_spawned_child_dropping_a_handle_from_a_static_frees_nothing() {
     assert_eq!(heap.used(), used0);
     assert_eq!(heap.live_objects(), live0);
 }
+
+/// `spawn` keeps the parent's copy of the whole closure until the child is reaped (a
+/// handle may be reached through anything the closure captured): a pipe's write end it
+/// captured stays open in the parent until then, and is closed by the reaping.
+#[test]
+fn spawn_keeps_the_closure_until_the_child_is_reaped() {
+    use std::io::{ErrorKind, Read, Write};
+    use std::os::unix::net::UnixStream;
+
+    let heap = Heap::new(1 << 20).unwrap();
+    let value = RawValue::new_in(&heap, 5u64).unwrap();
+    let (mut reader, mut writer) = UnixStream::pair().unwrap();
+    let mut child = Process::spawn(move || {
+        writer.write_all(&value.get().to_ne_bytes()).unwrap();
+    })
+    .unwrap();
+    let mut got = [0u8; 8];
+    reader.read_exact(&mut got).unwrap();
+    assert_eq!(got, 5u64.to_ne_bytes());
+    // Wait for the child's exit without reaping it: the closure is still kept.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !sharedctypes_exited(child.pid()) {
+        assert!(Instant::now() < deadline, "the child did not exit");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(heap.live_objects(), 1, "the value is counted for the child");
+    reader.set_nonblocking(true).unwrap();
+    let mut rest = Vec::new();
+    let open = reader.read_to_end(&mut rest).unwrap_err();
+    assert_eq!(
+        open.kind(),
+        ErrorKind::WouldBlock,
+        "the parent's copy is still open"
+    );
+    assert!(child.try_wait().unwrap().is_some());
+    // Reaped: the closure is gone, the pipe at its end, the value freed.
+    reader.set_nonblocking(false).unwrap();
+    assert_eq!(reader.read_to_end(&mut rest).unwrap(), 0);
+    assert_eq!((heap.live_objects(), heap.used()), (0, 0));
+}
+
+/// Whether the child `pid` has exited (a zombie), without reaping it.
+fn sharedctypes_exited(pid: u32) -> bool {
+    let mut info = std::mem::MaybeUninit::<libc::siginfo_t>::zeroed();
+    // SAFETY: `info` is a valid out-pointer; WNOWAIT leaves the child unreaped.
+    let rc = unsafe {
+        libc::waitid(
+            libc::P_PID,
+            pid,
+            info.as_mut_ptr(),
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        )
+    };
+    // SAFETY: zero-initialised, filled in by waitid on success.
+    rc == 0 && unsafe { info.assume_init().si_pid() } != 0
+}

@@ -141,10 +141,14 @@ use crate::error::{Error, Result};
 /// handle to it; and its memory is given back once the child is done and reaped (see
 /// [Memory that is given back](crate#memory-that-is-given-back)). Inside the child, the
 /// inherited copies are used as they are and not counted again (a clone made there
-/// is). A `Process` dropped before its child was reaped keeps the parent's copy
-/// forever (the objects it captured are never freed, and anything else it captured —
-/// a file, a channel's sender — is never dropped in the parent): wait for your
-/// children.
+/// is). The whole closure is kept, not only the handles in it, because a handle may be
+/// reached through anything it captured (an `Arc`, a `Vec`): so a file or a pipe's
+/// write end it captured also stays open in the parent until the child is reaped — a
+/// parent that reads such a pipe to its end before joining must drop its copy some
+/// other way (pass the child a descriptor number instead, or close it in the parent
+/// before spawning). A `Process` dropped before its child was reaped keeps the
+/// parent's copy forever (the objects it captured are never freed, and anything else
+/// it captured is never dropped in the parent): wait for your children.
 ///
 /// ```
 /// use sharedctypes::{Heap, Process, RawArray};
