@@ -1603,5 +1603,7 @@ fn sharedctypes_exited(pid: u32) -> bool {
         )
     };
     // SAFETY: zero-initialised, filled in by waitid on success.
-    rc == 0 && unsafe { info.assume_init().si_pid() } != 0
+    let info = unsafe { info.assume_init() };
+    // SAFETY: for SIGCHLD the pid is a valid member of the union (0 when still running).
+    rc == 0 && unsafe { info.si_pid() } != 0
 }
