@@ -120,20 +120,22 @@ struct Line {
 /// In a new user and mount namespace, mounts a tmpfs of `bytes` on `/dev/shm` (where
 /// `shm_open` makes named heaps). False where the system does not allow it.
 fn private_shm(bytes: usize) -> bool {
-    // SAFETY: plain system calls; this process has one thread (a fresh child).
+    // SAFETY: getuid/getgid have no preconditions.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    // SAFETY: a plain system call; this process has one thread (a fresh child).
+    if unsafe { libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) } != 0 {
+        return false;
+    }
+    let write = |path: &str, what: String| std::fs::write(path, what).is_ok();
+    if !(write("/proc/self/setgroups", "deny".into())
+        && write("/proc/self/uid_map", format!("0 {uid} 1"))
+        && write("/proc/self/gid_map", format!("0 {gid} 1")))
+    {
+        return false;
+    }
+    let opts = std::ffi::CString::new(format!("size={bytes}")).unwrap();
+    // SAFETY: every pointer is a NUL-terminated string that outlives the call.
     unsafe {
-        let (uid, gid) = (libc::getuid(), libc::getgid());
-        if libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) != 0 {
-            return false;
-        }
-        let write = |path: &str, what: String| std::fs::write(path, what).is_ok();
-        if !(write("/proc/self/setgroups", "deny".into())
-            && write("/proc/self/uid_map", format!("0 {uid} 1"))
-            && write("/proc/self/gid_map", format!("0 {gid} 1")))
-        {
-            return false;
-        }
-        let opts = std::ffi::CString::new(format!("size={bytes}")).unwrap();
         libc::mount(
             c"tmpfs".as_ptr(),
             c"/dev/shm".as_ptr(),
@@ -405,7 +407,7 @@ fn blocks(image: &[u8]) -> Vec<(u64, u64)> {
 /// A word another process might write: plausible (block offsets, links, tags of every
 /// state, class heads) as often as random.
 fn hostile_word(rng: &mut Rng, blocks: &[(u64, u64)], len: u64) -> u64 {
-    let block = || blocks.get(0).map_or(layout::BLOCKS, |b| b.0);
+    let block = || blocks.first().map_or(layout::BLOCKS, |b| b.0);
     let some_block = |rng: &mut Rng| {
         if blocks.is_empty() {
             block()
