@@ -120,8 +120,10 @@ struct Line {
 /// In a new user and mount namespace, mounts a tmpfs of `bytes` on `/dev/shm` (where
 /// `shm_open` makes named heaps). False where the system does not allow it.
 fn private_shm(bytes: usize) -> bool {
-    // SAFETY: getuid/getgid have no preconditions.
-    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    // SAFETY: getuid has no preconditions.
+    let uid = unsafe { libc::getuid() };
+    // SAFETY: getgid has no preconditions.
+    let gid = unsafe { libc::getgid() };
     // SAFETY: a plain system call; this process has one thread (a fresh child).
     if unsafe { libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) } != 0 {
         return false;
