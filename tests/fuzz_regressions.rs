@@ -8,6 +8,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+#[path = "../fuzz/harness/heap_alloc.rs"]
+mod heap_alloc;
 #[path = "../fuzz/harness/heap_size.rs"]
 mod heap_size;
 #[path = "../fuzz/harness/layout_decode.rs"]
@@ -74,6 +76,28 @@ fn open_lookup_corpus() {
 }
 
 #[test]
+fn heap_alloc_corpus() {
+    // Every seed opens and runs its script; all but the empty heap's find what they
+    // look up, and all but the one whose allocator lock this thread holds allocate.
+    for (name, reached) in replay_corpus("heap_alloc", heap_alloc::run) {
+        if name.starts_with("seed-") {
+            assert!(
+                reached.opened && reached.ops > 0,
+                "{name} does not run its script ({reached:?}): run make_seeds"
+            );
+            assert!(
+                name.ends_with("-empty") || reached.found > 0,
+                "{name} finds nothing ({reached:?}): run make_seeds"
+            );
+            assert!(
+                reached.allocated > 0,
+                "{name} allocates nothing ({reached:?}): run make_seeds"
+            );
+        }
+    }
+}
+
+#[test]
 fn layout_decode_corpus() {
     replay_corpus("layout_decode", layout_decode::run);
 }
@@ -131,5 +155,32 @@ fn semaphore_above_limit() {
     assert!(
         reached.found >= 1,
         "the input no longer reaches its semaphore ({reached:?})"
+    );
+}
+
+/// A size class's free list whose first block is not a free block of the class (its
+/// tag damaged) and links to itself: an allocation of that class popped the block,
+/// found it foreign, went on with the rest of the list (the same block) and never
+/// returned. Now a foreign block ends the list for that allocation, which takes fresh
+/// memory instead. Made by `fuzz/seeds/make_seeds.rs`.
+///
+/// The harness runs on a thread of its own, so that a hang fails the test with a
+/// message (after a bound far above the milliseconds the input takes) instead of
+/// stalling the suite.
+#[test]
+fn free_list_cycle() {
+    let input = finding("free-list-cycle");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(heap_alloc::run(&input));
+    });
+    let reached = rx
+        .recv_timeout(std::time::Duration::from_secs(120))
+        .unwrap_or_else(|e| {
+            panic!("the harness did not return ({e:?}: a timeout is the allocation looping)")
+        });
+    assert!(
+        reached.opened && reached.allocated == 1,
+        "the input no longer reaches its allocation ({reached:?})"
     );
 }

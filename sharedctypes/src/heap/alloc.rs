@@ -371,8 +371,9 @@ impl Heap {
                     if tag == bsize | FREE_SMALL && self.checked_size(block, tag).is_some() {
                         return Some(block);
                     }
-                    // Not a free block of this class: somebody else's memory; leave it.
-                    cur = head.load(Ordering::Acquire);
+                    // Not a free block of this class: somebody else's memory; leave it,
+                    // and end the stack for this call (its links may loop back to it).
+                    return None;
                 }
                 Err(actual) => cur = actual,
             }
