@@ -145,6 +145,34 @@ fn object_over_its_entry() {
     );
 }
 
+/// The directory's table claiming 2^6 slots in a block made for 2^4, so that it reached
+/// past its block into fresh memory: `open` and `lookup` accepted it (it lay inside the
+/// mapping), and the first allocation after it (the harness's `copy_in` of the value)
+/// wrote its block header into the table's slots, after which the directory was
+/// `InvalidHeap`. Now a table (and an entry) must lie inside the internal block that
+/// holds it, and `open` refuses the heap. The segment it was made from (the
+/// `raw-value` seed) opens and reaches its value. Found by `open_lookup`; made by
+/// `fuzz/seeds/make_seeds.rs`.
+#[test]
+fn table_past_its_block() {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/open_lookup");
+    let (_, base) = inputs(&corpus)
+        .into_iter()
+        .find(|(p, _)| p.to_string_lossy().ends_with("-raw-value"))
+        .expect("the raw-value seed");
+    let reached = open_lookup::run(&base);
+    assert!(
+        reached.opened && reached.found >= 1,
+        "the seed the finding was made from no longer reaches its value ({reached:?}): \
+         run make_seeds"
+    );
+    let reached = open_lookup::run(&finding("table-past-its-block"));
+    assert!(
+        !reached.opened,
+        "a heap whose table reaches past its block opens"
+    );
+}
+
 /// A `BoundedSemaphore` whose stored value (7959150) lies above its limit, as damaged
 /// memory may hold: `try_acquire` takes a unit and `release` then refuses with
 /// `SemaphoreOverflow`, changing nothing (which the harness first took for a bug: the

@@ -215,12 +215,19 @@ fn segment_bytes(
 fn open_lookup() {
     let mut seeds = Seeds::new("open_lookup");
     seeds.add("empty", &segment(1024, false, |_| Ok(())));
-    seeds.add(
-        "raw-value",
-        &segment(1024, false, |h| {
-            h.publish("rv", &RawValue::new_in(h, 0xfeed_u32)?)
-        }),
-    );
+    let raw_value = segment(1024, false, |h| {
+        h.publish("rv", &RawValue::new_in(h, 0xfeed_u32)?)
+    });
+    seeds.add("raw-value", &raw_value);
+    // Found by `open_lookup`: the directory's table claiming more slots (2^6) than its
+    // block holds (2^4), so that it reaches into fresh memory; the first allocation
+    // there (`copy_in` of the value) wrote its block header into the table's slots.
+    // (`TableHeader`: the tag, then `log2_slots`.)
+    let mut past = raw_value.clone();
+    let table = find(&past, b"SCDT").expect("a directory table");
+    assert_eq!(past[table + 4], 4, "the smallest table");
+    past[table + 4] = 6;
+    finding("table-past-its-block", &past);
     seeds.add(
         "raw-record",
         &segment(1024, false, |h| {

@@ -427,6 +427,24 @@ impl Heap {
         }
     }
 
+    /// Whether `len` bytes at `at`, an offset read from shared memory (a directory
+    /// table or entry), are the object of an internal block: the directory's own
+    /// memory, which the allocator never hands out. (Inside the mapping is not enough:
+    /// a table or entry reaching past its block would overlap what is allocated next.)
+    pub(crate) fn is_internal(&self, at: usize, len: usize) -> bool {
+        let Some(block) = at.checked_sub(BLOCK_HEADER) else {
+            return false;
+        };
+        if !self.valid_block(block) {
+            return false;
+        }
+        let tag = self.header_at(block).tag.load(Ordering::Acquire);
+        tag & STATE_MASK == INTERNAL
+            && self
+                .checked_size(block, tag)
+                .is_some_and(|size| len <= size - BLOCK_HEADER)
+    }
+
     /// Counts one handle less to the object at `object`; frees its block when that was
     /// the last.
     #[inline]
