@@ -173,6 +173,22 @@ fn table_past_its_block() {
     );
 }
 
+/// The header's frontier hint (`cursor`) moved onto the directory table's slots, which
+/// read as the zero header of fresh memory: `open` accepted it (the hint lay inside the
+/// mapping), and the first allocation was claimed in the middle of the table, after
+/// which the directory was `InvalidHeap`. Now `open` walks the blocks up to the hint
+/// and refuses a hint that is no block boundary before the frontier. Found by
+/// `open_lookup`; made by `fuzz/seeds/make_seeds.rs` from the `raw-value` seed, which
+/// `table_past_its_block` checks still reaches its value.
+#[test]
+fn cursor_inside_a_block() {
+    let reached = open_lookup::run(&finding("cursor-inside-a-block"));
+    assert!(
+        !reached.opened,
+        "a heap whose frontier hint lies inside a block opens"
+    );
+}
+
 /// A `BoundedSemaphore` whose stored value (7959150) lies above its limit, as damaged
 /// memory may hold: `try_acquire` takes a unit and `release` then refuses with
 /// `SemaphoreOverflow`, changing nothing (which the harness first took for a bug: the

@@ -228,6 +228,15 @@ fn open_lookup() {
     assert_eq!(past[table + 4], 4, "the smallest table");
     past[table + 4] = 6;
     finding("table-past-its-block", &past);
+
+    // Found by `open_lookup`: the header's frontier hint (`cursor`, at 24) moved into the
+    // directory's table, onto its first slots, which read as the zero header of fresh
+    // memory: the first allocation (`copy_in` of the value) was claimed there and wrote
+    // its block header into the table.
+    let mut inside = raw_value.clone();
+    let slots = (table - 1 + 64) as u64; // behind the flags byte; `TableHeader` is 64 bytes
+    inside[1 + 24..1 + 32].copy_from_slice(&slots.to_ne_bytes());
+    finding("cursor-inside-a-block", &inside);
     seeds.add(
         "raw-record",
         &segment(1024, false, |h| {

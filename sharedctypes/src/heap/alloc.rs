@@ -212,6 +212,26 @@ impl Heap {
             & !(BLOCK_HEADER - 1)
     }
 
+    /// Checks (for `open`) that the frontier hint is where a walk of the blocks from
+    /// the start gets to: a block boundary, at or before the first zero header, as
+    /// every allocator leaves it. A hint inside a block (or past the frontier) would
+    /// make the next allocation claim memory in use, such as a directory table whose
+    /// empty slots read as a zero header. O(blocks before the hint).
+    pub(crate) fn check_frontier(&self) -> Result<()> {
+        let hint = self.header().cursor.load(Ordering::Relaxed);
+        let mut at = HEADER_SIZE;
+        loop {
+            if at as u64 == hint {
+                return Ok(());
+            }
+            if at as u64 > hint || !self.valid_block(at) {
+                return Err(Error::InvalidHeap);
+            }
+            let tag = self.header_at(at).tag.load(Ordering::Acquire);
+            at += self.checked_size(at, tag).ok_or(Error::InvalidHeap)?;
+        }
+    }
+
     /// The highest offset an object may end at: the end of the mapping. Offsets read
     /// from shared memory are checked against it.
     pub(crate) fn limit(&self) -> usize {
