@@ -147,8 +147,11 @@ impl Segment {
             name: format!("/scfuzz-{}-{n}", std::process::id()),
         };
         let file = std::fs::File::create(segment.path()).expect("create a segment in /dev/shm");
-        (&file).write_all(bytes).expect("write a segment to /dev/shm");
-        file.set_len(len as u64).expect("size a segment in /dev/shm");
+        (&file)
+            .write_all(bytes)
+            .expect("write a segment to /dev/shm");
+        file.set_len(len as u64)
+            .expect("size a segment in /dev/shm");
         segment
     }
 

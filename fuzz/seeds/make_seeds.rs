@@ -659,7 +659,11 @@ fn heap_alloc() {
     put_u64(&mut held, DIRTY_AT, 1);
     seeds.add("alloc-lock-held", &alloc_input(&held));
     let mut dead = runs;
-    put_u64(&mut dead, ALLOC_LOCK_AT, (1 << 29 | 4321) | 1 << 32 | 0x77 << 40);
+    put_u64(
+        &mut dead,
+        ALLOC_LOCK_AT,
+        (1 << 29 | 4321) | 1 << 32 | 0x77 << 40,
+    );
     seeds.add("alloc-lock-dead", &alloc_input(&dead));
 }
 

@@ -799,17 +799,20 @@ mod tests {
         let base = heap
             .alloc_for(stride * (n - 1) + len, 8, Use::Internal)
             .unwrap();
-        let tag = |at: usize| heap.ptr_at::<AtomicU64>(at - BLOCK_HEADER);
-        // SAFETY (both): a block header, 16-aligned, inside the mapping; atomics.
-        let internal = unsafe { tag(base).as_ref() }.load(Ordering::Relaxed) & 0xf;
+        // The tag of the block header before the entry at `at`.
+        let tag = |at: usize| -> &AtomicU64 {
+            // SAFETY: 16 bytes before an entry of `base`'s block (or before that block):
+            // inside the mapping, 8-aligned; an atomic, valid for any bits, living as
+            // long as `heap`.
+            unsafe { heap.ptr_at::<AtomicU64>(at - BLOCK_HEADER).as_ref() }
+        };
+        let internal = tag(base).load(Ordering::Relaxed) & 0xf;
         let mut at = Vec::new();
         for i in 0..n {
             at.push(base + i * stride);
             if i > 0 {
                 let size = (len + BLOCK_HEADER).next_multiple_of(BLOCK_HEADER) as u64;
-                // SAFETY: as above.
-                unsafe { tag(base + i * stride).as_ref() }
-                    .store(size | internal, Ordering::Relaxed);
+                tag(base + i * stride).store(size | internal, Ordering::Relaxed);
             }
             let h = heap.entry_header(base + i * stride);
             h.tag.store(entry::ENTRY_TAG, Ordering::Relaxed);
@@ -837,7 +840,11 @@ mod tests {
         assert!(matches!(heap.keys(), Err(Error::InvalidHeap)));
         // The same entries laid out apart are fine.
         let apart = Heap::new(1 << 16).unwrap();
-        overlapping_entries(&apart, 64, (ENTRY_SIZE + MAX_KEY_LEN + 16).next_multiple_of(16));
+        overlapping_entries(
+            &apart,
+            64,
+            (ENTRY_SIZE + MAX_KEY_LEN + 16).next_multiple_of(16),
+        );
         assert_eq!(apart.keys().unwrap().len(), 64);
     }
 
