@@ -132,7 +132,7 @@ pub fn prepare(flags: u8, bytes: &[u8]) -> Segment {
 }
 
 /// A segment's name in `/dev/shm`, removed on drop. (A crash aborts the process, so
-/// it leaves its input behind as `/dev/shm/scfuzz-<pid>-<n>`.)
+/// it leaves its input behind as `/dev/shm/scfuzz-<pid>-<tid>-<n>`.)
 pub struct Segment {
     pub name: String,
 }
@@ -144,7 +144,9 @@ impl Segment {
         static N: AtomicU64 = AtomicU64::new(0);
         let n = N.fetch_add(1, Ordering::Relaxed);
         let segment = Segment {
-            name: format!("/scfuzz-{}-{n}", std::process::id()),
+            // The thread too: the regression tests load this module once per harness,
+            // each with its own `N`, and run them on threads side by side.
+            name: format!("/scfuzz-{}-{}-{n}", std::process::id(), me().0),
         };
         let file = std::fs::File::create(segment.path()).expect("create a segment in /dev/shm");
         (&file)
