@@ -8,6 +8,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+#[path = "../fuzz/harness/heap_alloc.rs"]
+mod heap_alloc;
 #[path = "../fuzz/harness/heap_size.rs"]
 mod heap_size;
 #[path = "../fuzz/harness/layout_decode.rs"]
@@ -74,6 +76,28 @@ fn open_lookup_corpus() {
 }
 
 #[test]
+fn heap_alloc_corpus() {
+    // Every seed opens and runs its script; all but the empty heap's find what they
+    // look up, and all but the one whose allocator lock this thread holds allocate.
+    for (name, reached) in replay_corpus("heap_alloc", heap_alloc::run) {
+        if name.starts_with("seed-") {
+            assert!(
+                reached.opened && reached.ops > 0,
+                "{name} does not run its script ({reached:?}): run make_seeds"
+            );
+            assert!(
+                name.ends_with("-empty") || reached.found > 0,
+                "{name} finds nothing ({reached:?}): run make_seeds"
+            );
+            assert!(
+                reached.allocated > 0,
+                "{name} allocates nothing ({reached:?}): run make_seeds"
+            );
+        }
+    }
+}
+
+#[test]
 fn layout_decode_corpus() {
     replay_corpus("layout_decode", layout_decode::run);
 }
@@ -121,6 +145,50 @@ fn object_over_its_entry() {
     );
 }
 
+/// The directory's table claiming 2^6 slots in a block made for 2^4, so that it reached
+/// past its block into fresh memory: `open` and `lookup` accepted it (it lay inside the
+/// mapping), and the first allocation after it (the harness's `copy_in` of the value)
+/// wrote its block header into the table's slots, after which the directory was
+/// `InvalidHeap`. Now a table (and an entry) must lie inside the internal block that
+/// holds it, and `open` refuses the heap. The segment it was made from (the
+/// `raw-value` seed) opens and reaches its value. Found by `open_lookup`; made by
+/// `fuzz/seeds/make_seeds.rs`.
+#[test]
+fn table_past_its_block() {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/open_lookup");
+    let (_, base) = inputs(&corpus)
+        .into_iter()
+        .find(|(p, _)| p.to_string_lossy().ends_with("-raw-value"))
+        .expect("the raw-value seed");
+    let reached = open_lookup::run(&base);
+    assert!(
+        reached.opened && reached.found >= 1,
+        "the seed the finding was made from no longer reaches its value ({reached:?}): \
+         run make_seeds"
+    );
+    let reached = open_lookup::run(&finding("table-past-its-block"));
+    assert!(
+        !reached.opened,
+        "a heap whose table reaches past its block opens"
+    );
+}
+
+/// The header's frontier hint (`cursor`) moved onto the directory table's slots, which
+/// read as the zero header of fresh memory: `open` accepted it (the hint lay inside the
+/// mapping), and the first allocation was claimed in the middle of the table, after
+/// which the directory was `InvalidHeap`. Now `open` walks the blocks up to the hint
+/// and refuses a hint that is no block boundary before the frontier. Found by
+/// `open_lookup`; made by `fuzz/seeds/make_seeds.rs` from the `raw-value` seed, which
+/// `table_past_its_block` checks still reaches its value.
+#[test]
+fn cursor_inside_a_block() {
+    let reached = open_lookup::run(&finding("cursor-inside-a-block"));
+    assert!(
+        !reached.opened,
+        "a heap whose frontier hint lies inside a block opens"
+    );
+}
+
 /// A `BoundedSemaphore` whose stored value (7959150) lies above its limit, as damaged
 /// memory may hold: `try_acquire` takes a unit and `release` then refuses with
 /// `SemaphoreOverflow`, changing nothing (which the harness first took for a bug: the
@@ -131,5 +199,32 @@ fn semaphore_above_limit() {
     assert!(
         reached.found >= 1,
         "the input no longer reaches its semaphore ({reached:?})"
+    );
+}
+
+/// A size class's free list whose first block is not a free block of the class (its
+/// tag damaged) and links to itself: an allocation of that class popped the block,
+/// found it foreign, went on with the rest of the list (the same block) and never
+/// returned. Now a foreign block ends the list for that allocation, which takes fresh
+/// memory instead. Made by `fuzz/seeds/make_seeds.rs`.
+///
+/// The harness runs on a thread of its own, so that a hang fails the test with a
+/// message (after a bound far above the milliseconds the input takes) instead of
+/// stalling the suite.
+#[test]
+fn free_list_cycle() {
+    let input = finding("free-list-cycle");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(heap_alloc::run(&input));
+    });
+    let reached = rx
+        .recv_timeout(std::time::Duration::from_secs(120))
+        .unwrap_or_else(|e| {
+            panic!("the harness did not return ({e:?}: a timeout is the allocation looping)")
+        });
+    assert!(
+        reached.opened && reached.allocated == 1,
+        "the input no longer reaches its allocation ({reached:?})"
     );
 }

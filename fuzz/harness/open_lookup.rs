@@ -3,16 +3,10 @@
 //! back, and a publish into the damaged heap.
 //!
 //! Input: one flags byte, then the segment's bytes, written to a fresh file in
-//! `/dev/shm` (as another process of the same user could write one):
-//! - bit 0: set the header's `total_len` to the segment's length, so that mutations
-//!   that insert or remove bytes still reach the directory;
-//! - bit 1: set the header's PID and time namespaces to this process's, so that locks
-//!   in a corpus made on another machine are still handed out;
-//! - bit 2: replace every `TID!` in the segment with this thread's id, and every `ST!`
-//!   with its start time as a lock word records it (24 bits, in the word's top three
-//!   bytes), so that lock words can name a live owner: this very thread;
-//! - bit 3: wait for locks that are busy (`acquire_timeout` of a few liveness
-//!   intervals, instead of 0), so that waiters check owners and take over dead ones.
+//! `/dev/shm` (as another process of the same user could write one). Flag bits 0, 1,
+//! 2 and 4 patch the segment (`segment.rs`: `total_len`, namespaces, `TID!`/`ST!`,
+//! padding); bit 3: wait for locks that are busy (`acquire_timeout` of a few liveness
+//! intervals, instead of 0), so that waiters check owners and take over dead ones.
 //!
 //! Properties: nothing crashes, hangs or blocks (only `try_acquire` and bounded
 //! timeouts; a `Value`/`Array` with an `RLock` is read through its convenience calls
@@ -25,8 +19,6 @@
 
 use std::cell::Cell;
 use std::fmt::Debug;
-use std::os::unix::fs::MetadataExt;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sharedctypes::sync::CHECK_INTERVAL;
@@ -53,11 +45,11 @@ struct Record {
     tags: [[i8; 3]; 2],
 }
 
-/// Offsets in the heap header (`sharedctypes/src/heap/mod.rs`, `Header`).
-const TOTAL_LEN_AT: usize = 16;
-const PID_NAMESPACE_AT: usize = 48;
-const TIME_NAMESPACE_AT: usize = 56;
-const HEADER_SIZE: usize = 128;
+// Both heap harnesses include it: the regression tests load it twice, as two modules.
+#[allow(clippy::duplicate_mod)]
+#[path = "segment.rs"]
+mod segment;
+
 /// Most keys tried per input: every kind is looked up under each.
 const MAX_KEYS: usize = 16;
 
@@ -65,81 +57,6 @@ const MAX_KEYS: usize = 16;
 /// one place that knows what `try_acquire` returns.
 fn took<G>(r: &TryLockResult<G>) -> bool {
     !matches!(r, Err(TryLockError::WouldBlock))
-}
-
-/// The inode of `/proc/self/ns/<which>`, as a heap's header records it (`u64::MAX`
-/// for a kernel without time namespaces, 0 without `/proc`).
-fn namespace(which: &str) -> u64 {
-    match std::fs::metadata(format!("/proc/self/ns/{which}")) {
-        Ok(m) => m.ino(),
-        Err(_) if which == "time" && std::fs::metadata("/proc/self/ns/pid").is_ok() => u64::MAX,
-        Err(_) => 0,
-    }
-}
-
-/// This thread's id, and its start time as a lock word records it (bits 40..=63: the
-/// start time, field 22 of `/proc/thread-self/stat`, modulo 2^24, 0 made 1).
-fn me() -> (u32, [u8; 3]) {
-    thread_local! {
-        static ME: (u32, [u8; 3]) = {
-            // SAFETY: `gettid` has no preconditions.
-            let tid = unsafe { libc::gettid() } as u32;
-            let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
-            let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-            let start: u32 = after_name
-                .split_ascii_whitespace()
-                .nth(19)
-                .and_then(|s| s.parse::<u64>().ok())
-                .map_or(0, |s| (s & 0xff_ffff) as u32);
-            let [a, b, c, _] = start.max(1).to_le_bytes();
-            (tid, [a, b, c])
-        };
-    }
-    ME.with(|me| *me)
-}
-
-/// Replaces every occurrence of `pattern` in `bytes` with `with` (as long).
-fn replace_all(bytes: &mut [u8], pattern: &[u8], with: &[u8]) {
-    let n = pattern.len();
-    let mut at = 0;
-    while at + n <= bytes.len() {
-        if &bytes[at..at + n] == pattern {
-            bytes[at..at + n].copy_from_slice(with);
-            at += n;
-        } else {
-            at += 1;
-        }
-    }
-}
-
-/// Writes `segment` under a fresh name in `/dev/shm` and opens it as a heap.
-/// A segment's name in `/dev/shm`, removed on drop. (A crash aborts the process, so
-/// it leaves its input behind as `/dev/shm/scfuzz-<pid>-<n>`.)
-struct Segment {
-    name: String,
-}
-
-impl Segment {
-    /// Writes `bytes` under a fresh name.
-    fn new(bytes: &[u8]) -> Segment {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let segment = Segment {
-            name: format!("/scfuzz-{}-{n}", std::process::id()),
-        };
-        std::fs::write(segment.path(), bytes).expect("write a segment to /dev/shm");
-        segment
-    }
-
-    fn path(&self) -> String {
-        format!("/dev/shm{}", self.name)
-    }
-}
-
-impl Drop for Segment {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(self.path());
-    }
 }
 
 /// Overwrites `s` with a pattern (`0xa5` bytes), so that an object which aliases the
@@ -453,24 +370,7 @@ pub fn run(data: &[u8]) -> Reached {
         return Reached::default();
     };
     WAIT.with(|w| w.set(flags & 8 != 0));
-    let mut segment = segment.to_vec();
-    if segment.len() >= HEADER_SIZE {
-        if flags & 1 != 0 {
-            let len = segment.len() as u64;
-            segment[TOTAL_LEN_AT..TOTAL_LEN_AT + 8].copy_from_slice(&len.to_ne_bytes());
-        }
-        if flags & 2 != 0 {
-            for (at, which) in [(PID_NAMESPACE_AT, "pid"), (TIME_NAMESPACE_AT, "time")] {
-                segment[at..at + 8].copy_from_slice(&namespace(which).to_ne_bytes());
-            }
-        }
-    }
-    if flags & 4 != 0 {
-        let (tid, start) = me();
-        replace_all(&mut segment, b"ST!", &start);
-        replace_all(&mut segment, b"TID!", &tid.to_ne_bytes());
-    }
-    let segment = Segment::new(&segment);
+    let segment = segment::prepare(flags, segment);
     let Ok(heap) = Heap::open(&segment.name) else {
         return Reached::default();
     };

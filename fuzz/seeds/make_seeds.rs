@@ -1,4 +1,4 @@
-//! Writes the seed inputs of the three fuzz targets into `corpus/<target>/seed-*`:
+//! Writes the seed inputs of the four fuzz targets into `corpus/<target>/seed-*`:
 //! real segments made by creating heaps and publishing objects (copied from
 //! `/dev/shm`), real encoded layouts, and sizes in every accepted form; and the
 //! hand-made inputs of `tests/fuzz_regressions/` (which depend on the heap's format).
@@ -9,6 +9,7 @@
 
 use std::fs;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use sharedctypes::__fuzz::DecodedLayout;
 use sharedctypes::{
@@ -50,9 +51,27 @@ struct RecordV2 {
 #[repr(C)]
 struct Pair(u8, i64);
 
-/// The flags byte of `open_lookup` seeds: fix `total_len`, adopt our PID and time
-/// namespaces, substitute `TID!`/`ST!`.
-const FLAGS: u8 = 0b111;
+/// The flags byte of heap seeds (`harness/segment.rs`): fix `total_len`, adopt our PID
+/// and time namespaces, substitute `TID!`/`ST!`, pad to 1 MiB (the seeds leave out the
+/// zeros their segment ends with).
+const FLAGS: u8 = 0b1_0111;
+
+/// The heap seeds' segments are made in heaps of this many bytes (header included):
+/// what the padding makes of them again.
+const SEGMENT_LEN: usize = 1 << 20;
+
+/// Where the allocator's shared state is (`heap/alloc.rs`, `AllocState` at
+/// `ALLOC_STATE_AT`): the lock's word, `dirty`, `runs`, then the classes' heads.
+const ALLOC_LOCK_AT: usize = 128;
+const DIRTY_AT: usize = 144;
+const RUNS_AT: usize = 160 - 8;
+const CLASSES_AT: usize = 160;
+const CLASSES: usize = 43;
+
+#[path = "../harness/heap_alloc.rs"]
+#[allow(dead_code)]
+mod heap_alloc;
+use heap_alloc::Op;
 
 const RECORD: Record = Record {
     x: 1.5,
@@ -154,39 +173,70 @@ fn finding(name: &str, bytes: &[u8]) {
 
 /// Creates a named heap of `capacity` bytes, lets `fill` publish into it, and returns
 /// the segment's bytes (with this thread's id and stamp made placeholders when
-/// `placeholders`), behind the flags byte.
+/// `placeholders`), behind the flags byte. The zeros the segment ends with are left
+/// out: the flags pad them back.
 fn segment(capacity: usize, placeholders: bool, fill: impl FnOnce(&Heap) -> Result<()>) -> Vec<u8> {
-    let name = format!("/scfuzz-seed-{}", std::process::id());
-    let heap = Heap::create(&name, capacity).expect("create a seed heap");
-    fill(&heap).expect("fill a seed heap");
-    let mut bytes = fs::read(format!("/dev/shm{name}")).expect("read the segment back");
-    drop(heap); // removes the name
-
-    // Keep what was allocated and a little room to allocate more: the fuzzer need not
-    // mutate kilobytes of zeros. `total_len` (at 16) follows.
-    let cursor = u64::from_ne_bytes(bytes[24..32].try_into().expect("8 bytes"));
-    bytes.truncate(cursor as usize + 64);
-    let total = bytes.len() as u64;
-    bytes[16..24].copy_from_slice(&total.to_ne_bytes());
-    if placeholders {
-        assert!(placeholder_owners(&mut bytes) > 0);
-        // The header's creator pid is this thread's id too: it becomes `TID!` as well.
-        assert!(replace_all(&mut bytes, &tid().to_ne_bytes(), b"TID!") > 0);
-    }
+    let bytes = segment_bytes(capacity, placeholders, fill);
     let mut input = vec![FLAGS];
     input.extend_from_slice(&bytes);
     input
 }
 
+/// [`segment`] without the flags byte.
+fn segment_bytes(
+    capacity: usize,
+    placeholders: bool,
+    fill: impl FnOnce(&Heap) -> Result<()>,
+) -> Vec<u8> {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let name = format!("/scfuzz-seed-{}-{n}", std::process::id());
+    let heap = Heap::create(&name, capacity).expect("create a seed heap");
+    fill(&heap).expect("fill a seed heap");
+    let mut bytes = fs::read(format!("/dev/shm{name}")).expect("read the segment back");
+    // Handles `fill` forgot (to keep objects live in the segment) keep the heap mapped,
+    // so dropping ours does not remove the name.
+    drop(heap);
+    let _ = Heap::unlink(&name);
+    assert!(bytes.len() <= SEGMENT_LEN, "the padding would cut it");
+
+    // Keep what was written: the fuzzer need not mutate kilobytes of zeros (free blocks'
+    // objects, fresh memory), which the padding gives back.
+    let end = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    bytes.truncate(end.next_multiple_of(16));
+    if placeholders {
+        assert!(placeholder_owners(&mut bytes) > 0);
+        // The header's creator pid is this thread's id too: it becomes `TID!` as well.
+        assert!(replace_all(&mut bytes, &tid().to_ne_bytes(), b"TID!") > 0);
+    }
+    bytes
+}
+
 fn open_lookup() {
     let mut seeds = Seeds::new("open_lookup");
     seeds.add("empty", &segment(1024, false, |_| Ok(())));
-    seeds.add(
-        "raw-value",
-        &segment(1024, false, |h| {
-            h.publish("rv", &RawValue::new_in(h, 0xfeed_u32)?)
-        }),
-    );
+    let raw_value = segment(1024, false, |h| {
+        h.publish("rv", &RawValue::new_in(h, 0xfeed_u32)?)
+    });
+    seeds.add("raw-value", &raw_value);
+    // Found by `open_lookup`: the directory's table claiming more slots (2^6) than its
+    // block holds (2^4), so that it reaches into fresh memory; the first allocation
+    // there (`copy_in` of the value) wrote its block header into the table's slots.
+    // (`TableHeader`: the tag, then `log2_slots`.)
+    let mut past = raw_value.clone();
+    let table = find(&past, b"SCDT").expect("a directory table");
+    assert_eq!(past[table + 4], 4, "the smallest table");
+    past[table + 4] = 6;
+    finding("table-past-its-block", &past);
+
+    // Found by `open_lookup`: the header's frontier hint (`cursor`, at 24) moved into the
+    // directory's table, onto its first slots, which read as the zero header of fresh
+    // memory: the first allocation (`copy_in` of the value) was claimed there and wrote
+    // its block header into the table.
+    let mut inside = raw_value.clone();
+    let slots = (table - 1 + 64) as u64; // behind the flags byte; `TableHeader` is 64 bytes
+    inside[1 + 24..1 + 32].copy_from_slice(&slots.to_ne_bytes());
+    finding("cursor-inside-a-block", &inside);
     seeds.add(
         "raw-record",
         &segment(1024, false, |h| {
@@ -349,6 +399,19 @@ fn open_lookup() {
             h.publish("bsem", &BoundedSemaphore::new_in(h, 1)?)
         }),
     );
+
+    // Found by `open_lookup`: a BoundedSemaphore whose value (7959150) lies above its
+    // limit, as damaged memory may hold. (`RawSemaphore`: the value in the word's low
+    // half, then the limit.)
+    const LIMIT: u32 = 0x51ab;
+    let mut above = segment(1024, false, |h| {
+        h.publish("bsem", &BoundedSemaphore::new_in(h, LIMIT)?)
+    });
+    let mut state = u64::from(LIMIT).to_ne_bytes().to_vec();
+    state.extend_from_slice(&LIMIT.to_ne_bytes());
+    let at = find(&above, &state).expect("the semaphore's state");
+    above[at..at + 8].copy_from_slice(&7_959_150u64.to_ne_bytes());
+    finding("semaphore-above-limit", &above);
     seeds.add(
         "barrier",
         &segment(1024, false, |h| h.publish("bar", &Barrier::new_in(h, 3)?)),
@@ -400,6 +463,208 @@ fn open_lookup() {
             Ok(())
         }),
     );
+}
+
+/// The script every `heap_alloc` seed runs (the fuzzer varies it): allocations in
+/// several classes, medium and large blocks, objects of two blocks, publish, lookup of
+/// every kind, unpublish, drops, clones, walks.
+fn alloc_script() -> Vec<u8> {
+    let steps: &[(Op, u8)] = &[
+        (Op::Walk, 0),
+        (Op::Lookup, 0x00),
+        (Op::Lookup, 0x41),
+        (Op::Lookup, 0x62),
+        (Op::Lookup, 0x83),
+        (Op::Lookup, 0xa0),
+        (Op::Lookup, 0xc1),
+        (Op::Lookup, 0xe2),
+        (Op::Small, 4),
+        (Op::Small, 12),
+        (Op::Medium, 10),
+        (Op::Object, 0),
+        (Op::Object, 1),
+        (Op::Publish, 0),
+        (Op::Lookup, 0x00),
+        (Op::Drop, 0),
+        (Op::Drop, 1),
+        (Op::Small, 4),
+        (Op::Small, 12),
+        (Op::Large, 1),
+        (Op::Unpublish, 1),
+        (Op::Unpublish, 0),
+        (Op::Clone, 0),
+        (Op::Touch, 0x5a),
+        (Op::Walk, 0),
+        (Op::Medium, 140),
+        (Op::Drop, 0xff),
+        (Op::Object, 2),
+        (Op::Object, 3),
+        (Op::Object, 4),
+        (Op::Object, 5),
+        (Op::Publish, 3),
+        (Op::Large, 3),
+        (Op::DropAll, 0),
+        (Op::Walk, 0),
+        (Op::Small, 5),
+    ];
+    let mut script = Vec::new();
+    for &(op, arg) in steps {
+        script.push(op as u8);
+        if !matches!(op, Op::Walk | Op::DropAll) {
+            script.push(arg);
+        }
+    }
+    script
+}
+
+/// A `heap_alloc` input: the flags, the script, then the segment's bytes.
+fn alloc_input(bytes: &[u8]) -> Vec<u8> {
+    let script = alloc_script();
+    let mut input = vec![FLAGS, u8::try_from(script.len()).expect("a short script")];
+    input.extend_from_slice(&script);
+    input.extend_from_slice(bytes);
+    input
+}
+
+/// The whole heap's bytes for seeds of `heap_alloc`: made in a 1 MiB heap.
+fn alloc_segment(placeholders: bool, fill: impl FnOnce(&Heap) -> Result<()>) -> Vec<u8> {
+    segment_bytes(SEGMENT_LEN - 512, placeholders, fill)
+}
+
+fn put_u64(bytes: &mut [u8], at: usize, value: u64) {
+    bytes[at..at + 8].copy_from_slice(&value.to_ne_bytes());
+}
+
+fn u64_at(bytes: &[u8], at: usize) -> u64 {
+    u64::from_ne_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
+}
+
+fn heap_alloc() {
+    let mut seeds = Seeds::new("heap_alloc");
+    seeds.add("empty", &alloc_input(&alloc_segment(false, |_| Ok(()))));
+
+    // Free lists in several classes, two blocks each, between live blocks; some
+    // published.
+    let classes = alloc_segment(false, |h| {
+        let mut keep = Vec::new();
+        let mut free = Vec::new();
+        for (i, len) in [8usize, 24, 40, 100, 200, 300, 500, 700, 1000]
+            .into_iter()
+            .enumerate()
+        {
+            for j in 0..3 {
+                let a = RawArray::<u8>::zeroed_in(h, len)?;
+                a[0].set((i * 3 + j) as u8 | 0x80);
+                if j == 1 {
+                    keep.push(a);
+                } else {
+                    free.push(a);
+                }
+            }
+        }
+        h.publish("a", &keep[0])?;
+        h.publish("b", &Value::new_in(h, 7i64)?)?;
+        h.publish("k0", &keep[3])?;
+        drop(free);
+        std::mem::forget(keep); // live in the segment
+        Ok(())
+    });
+    let heads = (0..CLASSES)
+        .filter(|c| u64_at(&classes, CLASSES_AT + 8 * c) != 0)
+        .count();
+    assert!(heads >= 8, "{heads} classes with free blocks");
+    seeds.add("classes", &alloc_input(&classes));
+
+    // A hang found with this harness: the first block of class 0's stack is no free
+    // block of the class (its tag damaged) and links to itself. `pop` took it off,
+    // found it foreign, and went on with the stack, which was that block again: for
+    // ever. Then one allocation of that class (8 bytes).
+    let mut cycle = classes.clone();
+    let head = u64_at(&cycle, CLASSES_AT);
+    let block = ((head & ((1 << 40) - 1)) << 4) as usize;
+    assert!(block >= 512, "class 0 has a free block");
+    put_u64(&mut cycle, block, 0x25); // 32 bytes, state 5: none
+    put_u64(&mut cycle, block + 8, block as u64);
+    let script = [Op::Small as u8, 0];
+    let mut input = vec![FLAGS, script.len() as u8];
+    input.extend_from_slice(&script);
+    input.extend_from_slice(&cycle);
+    finding("free-list-cycle", &input);
+
+    // Runs made by the back end: a small heap filled with small blocks, most freed, then
+    // an allocation that does not fit drains the classes and merges neighbours; then
+    // small blocks carved from the runs.
+    let runs = segment_bytes(8 << 10, false, |h| {
+        let mut all = Vec::new();
+        while let Ok(a) = RawArray::<u8>::zeroed_in(h, 100) {
+            a[99].set(0x77);
+            all.push(a);
+        }
+        let keep: Vec<_> = all.into_iter().step_by(20).collect();
+        let big = RawArray::<u8>::zeroed_in(h, 2000)?;
+        let carved: Vec<_> = (0..4)
+            .map(|i| RawArray::from_slice_in(h, &[i as u8 + 1; 40]))
+            .collect::<Result<_>>()?;
+        h.publish("a", &big)?;
+        h.publish("b", &carved[1])?;
+        std::mem::forget((keep, big, carved));
+        Ok(())
+    });
+    assert!(u64_at(&runs, RUNS_AT) != 0, "no free runs");
+    seeds.add("runs", &alloc_input(&runs));
+
+    // A freed block above the classes (the back end's list of runs), and a freed large
+    // one (its pages given back), each last before the frontier.
+    for (what, len) in [("medium-run", 40 << 10), ("large-run", 200 << 10)] {
+        let bytes = alloc_segment(false, |h| {
+            let keep = RawArray::from_slice_in(h, &[0x33u8; 300])?;
+            h.publish("a", &keep)?;
+            drop(RawArray::<u8>::zeroed_in(h, len)?);
+            Ok(())
+        });
+        assert!(u64_at(&bytes, RUNS_AT) != 0, "{what}: no free run");
+        seeds.add(what, &alloc_input(&bytes));
+    }
+
+    // Published, then unpublished (the directory's counts released: some objects
+    // freed), then published again.
+    seeds.add(
+        "unpublished",
+        &alloc_input(&alloc_segment(false, |h| {
+            for i in 0..6u32 {
+                h.publish(&format!("k{i}"), &RawValue::new_in(h, i)?)?;
+            }
+            h.publish("v", &Value::new_in(h, 3i64)?)?;
+            h.unpublish("k1")?;
+            h.unpublish("k4")?;
+            h.unpublish("v")?;
+            h.publish(
+                "k1",
+                &synchronized_with(RawArray::<u16>::zeroed_in(h, 3)?, Lock::new_in(h)?),
+            )
+        })),
+    );
+
+    // The back end marked dirty (its holder died mid-change), its list garbage: the
+    // next holder rebuilds it.
+    let mut dirty = classes.clone();
+    put_u64(&mut dirty, DIRTY_AT, 1);
+    put_u64(&mut dirty, RUNS_AT, 0x1230);
+    seeds.add("dirty", &alloc_input(&dirty));
+
+    // The allocator's lock held by the fuzzing thread itself (a placeholder owner), so
+    // that the back end cannot be used; and held by a dead thread, taken over.
+    let mut held = runs.clone();
+    held[ALLOC_LOCK_AT..ALLOC_LOCK_AT + 8].copy_from_slice(b"TID!\x01ST!");
+    put_u64(&mut held, DIRTY_AT, 1);
+    seeds.add("alloc-lock-held", &alloc_input(&held));
+    let mut dead = runs;
+    put_u64(
+        &mut dead,
+        ALLOC_LOCK_AT,
+        (1 << 29 | 4321) | 1 << 32 | 0x77 << 40,
+    );
+    seeds.add("alloc-lock-dead", &alloc_input(&dead));
 }
 
 fn encoded(l: &TypeLayout) -> Vec<u8> {
@@ -457,6 +722,7 @@ fn heap_size() {
 
 fn main() {
     open_lookup();
+    heap_alloc();
     layout_decode();
     heap_size();
     println!("seeds written to {}/corpus", env!("CARGO_MANIFEST_DIR"));

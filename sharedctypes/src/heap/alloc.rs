@@ -234,6 +234,26 @@ impl Heap {
             & !(BLOCK_HEADER - 1)
     }
 
+    /// Checks (for `open`) that the frontier hint is where a walk of the blocks from
+    /// the start gets to: a block boundary, at or before the first zero header, as
+    /// every allocator leaves it. A hint inside a block (or past the frontier) would
+    /// make the next allocation claim memory in use, such as a directory table whose
+    /// empty slots read as a zero header. O(blocks before the hint).
+    pub(crate) fn check_frontier(&self) -> Result<()> {
+        let hint = self.header().cursor.load(Ordering::Relaxed);
+        let mut at = HEADER_SIZE;
+        loop {
+            if at as u64 == hint {
+                return Ok(());
+            }
+            if at as u64 > hint || !self.valid_block(at) {
+                return Err(Error::InvalidHeap);
+            }
+            let tag = self.header_at(at).tag.load(Ordering::Acquire);
+            at += self.checked_size(at, tag).ok_or(Error::InvalidHeap)?;
+        }
+    }
+
     /// The highest offset an object may end at: the end of the mapping. Offsets read
     /// from shared memory are checked against it.
     pub(crate) fn limit(&self) -> usize {
@@ -426,7 +446,8 @@ impl Heap {
                     if tag == bsize | FREE_SMALL && self.checked_size(block, tag).is_some() {
                         return Some(block);
                     }
-                    // Not a free block of this class: somebody else's memory; leave it.
+                    // Not a free block of this class: somebody else's memory; leave it,
+                    // and end the stack for this call (its links may loop back to it).
                     return None;
                 }
                 Err(actual) => cur = actual,
@@ -498,6 +519,24 @@ impl Heap {
                 Err(actual) => count = actual,
             }
         }
+    }
+
+    /// Whether `len` bytes at `at`, an offset read from shared memory (a directory
+    /// table or entry), are the object of an internal block: the directory's own
+    /// memory, which the allocator never hands out. (Inside the mapping is not enough:
+    /// a table or entry reaching past its block would overlap what is allocated next.)
+    pub(crate) fn is_internal(&self, at: usize, len: usize) -> bool {
+        let Some(block) = at.checked_sub(BLOCK_HEADER) else {
+            return false;
+        };
+        if !self.valid_block(block) {
+            return false;
+        }
+        let tag = self.header_at(block).tag.load(Ordering::Acquire);
+        tag & STATE_MASK == INTERNAL
+            && self
+                .checked_size(block, tag)
+                .is_some_and(|size| len <= size - BLOCK_HEADER)
     }
 
     /// Counts one handle less to the object at `object`; frees its block when that was

@@ -185,6 +185,7 @@ impl Heap {
         // The header may have changed since it was read; the mapping's length is ours,
         // and the cursor is clamped into it on every use, so that cannot mislead us.
         heap.check_directory()?;
+        heap.check_frontier()?;
         Ok(heap)
     }
 

@@ -166,6 +166,7 @@ impl Heap {
             || !(1..=MAX_KEY_LEN).contains(&key_len)
             || layout_len > codec::MAX_ENCODED_LEN
             || !fits(at + ENTRY_SIZE + key_len, layout_len)
+            || !self.is_internal(at, ENTRY_SIZE + key_len + layout_len)
         {
             return Err(Error::InvalidHeap);
         }

@@ -786,17 +786,36 @@ mod tests {
         assert_eq!(heap.lookup::<RawArray<u64>>("a").unwrap().to_vec(), [1, 2]);
     }
 
-    /// Writes `n` bare-lock entries `stride` bytes apart, each with a 255-byte key (so
-    /// with `stride < ENTRY_SIZE + 255` each key covers the next entries' fixed parts),
-    /// and makes them `heap`'s directory.
+    /// Writes `n` bare-lock entries `stride` bytes apart (a multiple of 16), each with a
+    /// 255-byte key (so with `stride < ENTRY_SIZE + 255` each key covers the next
+    /// entries' fixed parts), and makes them `heap`'s directory. They lie in one internal
+    /// block; each but the first has a block header of its own before it (in the key of
+    /// the one before), with room for the entry, as a process that writes the heap at
+    /// will could lay them out.
     fn overlapping_entries(heap: &Heap, n: usize, stride: usize) {
+        use crate::heap::alloc::{Use, BLOCK_HEADER};
+        use std::sync::atomic::AtomicU64;
+
         let lock = Lock::new_in(heap).unwrap();
+        let len = ENTRY_SIZE + MAX_KEY_LEN;
         let base = heap
-            .alloc(stride * (n - 1) + ENTRY_SIZE + MAX_KEY_LEN, 8)
+            .alloc_for(stride * (n - 1) + len, 8, Use::Internal)
             .unwrap();
+        // The tag of the block header before the entry at `at`.
+        let tag = |at: usize| -> &AtomicU64 {
+            // SAFETY: 16 bytes before an entry of `base`'s block (or before that block):
+            // inside the mapping, 8-aligned; an atomic, valid for any bits, living as
+            // long as `heap`.
+            unsafe { heap.ptr_at::<AtomicU64>(at - BLOCK_HEADER).as_ref() }
+        };
+        let internal = tag(base).load(Ordering::Relaxed) & 0xf;
         let mut at = Vec::new();
         for i in 0..n {
             at.push(base + i * stride);
+            if i > 0 {
+                let size = (len + BLOCK_HEADER).next_multiple_of(BLOCK_HEADER) as u64;
+                tag(base + i * stride).store(size | internal, Ordering::Relaxed);
+            }
             let h = heap.entry_header(base + i * stride);
             h.tag.store(entry::ENTRY_TAG, Ordering::Relaxed);
             let kind = Kind::new(Shape::Lock, LockKind::Lock).to_bits();
@@ -813,17 +832,21 @@ mod tests {
 
     #[test]
     fn overlapping_entries_exceed_the_byte_budget() {
-        // 64 entries 56 bytes apart: each one in bounds, aligned and well formed, but
+        // 64 entries 64 bytes apart: each one in bounds, aligned and well formed, but
         // together they claim 64 * 303 bytes of a 16 KiB heap.
         let name = unique();
         let heap = Heap::create(&name, 1 << 14).unwrap();
-        overlapping_entries(&heap, 64, 56);
+        overlapping_entries(&heap, 64, 64);
         assert!(64 * (ENTRY_SIZE + MAX_KEY_LEN) > heap.limit() - HEADER_SIZE);
         assert!(matches!(Heap::open(&name), Err(Error::InvalidHeap)));
         assert!(matches!(heap.keys(), Err(Error::InvalidHeap)));
         // The same entries laid out apart are fine.
         let apart = Heap::new(1 << 16).unwrap();
-        overlapping_entries(&apart, 64, ENTRY_SIZE + MAX_KEY_LEN + 1);
+        overlapping_entries(
+            &apart,
+            64,
+            (ENTRY_SIZE + MAX_KEY_LEN + 16).next_multiple_of(16),
+        );
         assert_eq!(apart.keys().unwrap().len(), 64);
     }
 

@@ -231,7 +231,8 @@ impl Heap {
         let fits = (MIN_LOG2..=MAX_LOG2).contains(&log2)
             && (8usize << log2)
                 .checked_add(at + TABLE_HEADER_SIZE)
-                .is_some_and(|end| end <= limit);
+                .is_some_and(|end| end <= limit)
+            && self.is_internal(at, TABLE_HEADER_SIZE + (8usize << log2));
         if !fits {
             return Err(Error::InvalidHeap);
         }
