@@ -28,7 +28,7 @@ const TOTAL_LEN_AT: usize = 16;
 const PID_NAMESPACE_AT: usize = 48;
 const TIME_NAMESPACE_AT: usize = 56;
 /// Bytes of the header and the allocator's state (`heap::HEADER_SIZE`).
-pub const HEADER_SIZE: usize = 512;
+pub const HEADER_SIZE: usize = 4096;
 /// The allocator's lock word (`heap::alloc::ALLOC_STATE_AT`, the `RawLock` first).
 const ALLOC_LOCK_AT: usize = 128;
 /// How long bit 4 makes a segment.

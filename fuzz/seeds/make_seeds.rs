@@ -66,6 +66,10 @@ const ALLOC_LOCK_AT: usize = 128;
 const DIRTY_AT: usize = 144;
 const RUNS_AT: usize = 160 - 8;
 const CLASSES_AT: usize = 160;
+/// Stacks per class (`alloc::SHARDS`): `SHARDS` rows of `CLASSES` heads.
+const SHARDS: usize = 8;
+/// `heap::HEADER_SIZE`.
+const HEADER_BYTES: usize = 4096;
 const CLASSES: usize = 43;
 
 #[path = "../harness/heap_alloc.rs"]
@@ -528,7 +532,7 @@ fn alloc_input(bytes: &[u8]) -> Vec<u8> {
 
 /// The whole heap's bytes for seeds of `heap_alloc`: made in a 1 MiB heap.
 fn alloc_segment(placeholders: bool, fill: impl FnOnce(&Heap) -> Result<()>) -> Vec<u8> {
-    segment_bytes(SEGMENT_LEN - 512, placeholders, fill)
+    segment_bytes(SEGMENT_LEN - HEADER_BYTES, placeholders, fill)
 }
 
 fn put_u64(bytes: &mut [u8], at: usize, value: u64) {
@@ -569,7 +573,7 @@ fn heap_alloc() {
         std::mem::forget(keep); // live in the segment
         Ok(())
     });
-    let heads = (0..CLASSES)
+    let heads = (0..CLASSES * SHARDS)
         .filter(|c| u64_at(&classes, CLASSES_AT + 8 * c) != 0)
         .count();
     assert!(heads >= 8, "{heads} classes with free blocks");
@@ -580,9 +584,14 @@ fn heap_alloc() {
     // found it foreign, and went on with the stack, which was that block again: for
     // ever. Then one allocation of that class (8 bytes).
     let mut cycle = classes.clone();
-    let head = u64_at(&cycle, CLASSES_AT);
+    // Class 0's stack in whichever shard this thread freed to.
+    let head_at = (0..SHARDS)
+        .map(|s| CLASSES_AT + 8 * CLASSES * s)
+        .find(|&at| u64_at(&cycle, at) != 0)
+        .expect("class 0 has a free block in some shard");
+    let head = u64_at(&cycle, head_at);
     let block = ((head & ((1 << 40) - 1)) << 4) as usize;
-    assert!(block >= 512, "class 0 has a free block");
+    assert!(block >= HEADER_BYTES, "class 0 has a free block");
     put_u64(&mut cycle, block, 0x25); // 32 bytes, state 5: none
     put_u64(&mut cycle, block + 8, block as u64);
     let script = [Op::Small as u8, 0];
