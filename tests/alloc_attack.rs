@@ -366,6 +366,39 @@ fn a_handle_behind_an_arc_moved_into_spawn_stays_alive_for_the_child() {
 }
 
 // ---------------------------------------------------------------------------------------
+// 3c. A segment larger than any heap
+// ---------------------------------------------------------------------------------------
+
+/// `Heap::create` refuses heaps past 16 TiB (free lists hold a block's offset in 40
+/// bits of 16-byte units); a segment another process grew past that (sparse, so it
+/// costs nothing), with a header that matches its size, must be refused by `open` too:
+/// offsets past 2^44 would overflow into the tag of a class stack's head.
+#[test]
+fn a_segment_larger_than_any_heap_is_invalid() {
+    let name = unique("alloc-attack-huge");
+    let _unlink = Unlink(name.clone());
+    let heap = Heap::create(&name, 4096).unwrap();
+    heap.persist();
+    drop(heap);
+    let total: u64 = (1 << 44) + (1 << 20);
+    let path = format!("/dev/shm{name}");
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    if f.set_len(total).is_err() {
+        eprintln!("skipped: /dev/shm refuses a sparse file of {total} bytes");
+        return;
+    }
+    // `total_len`, right after the magic, the version and the header size.
+    f.write_all_at(&total.to_ne_bytes(), 16).unwrap();
+    drop(f);
+    let opened = Heap::open(&name);
+    assert!(
+        matches!(opened, Err(Error::InvalidHeap)),
+        "a {total}-byte segment: {:?}",
+        opened.map(|h| h.capacity())
+    );
+}
+
+// ---------------------------------------------------------------------------------------
 // 4. Another process scribbles on the allocator's state
 // ---------------------------------------------------------------------------------------
 

@@ -63,7 +63,8 @@
 //! A segment's contents come from other processes. [`Heap::open`] checks that the name is
 //! a regular file (anyone may put a FIFO or a directory in `/dev/shm`; names are opened
 //! with `O_NONBLOCK`, so a FIFO never blocks), then the header (magic, format version,
-//! header size, the file's real size against the recorded one, the frontier hint)
+//! header size, the file's real size against the recorded one and against the largest
+//! heap there can be, 16 TiB, the frontier hint)
 //! *before* mapping, and then the
 //! directory: its table (bounds, alignment, size, every slot), every entry (bounds,
 //! alignment, kind, stored layout) and that the memory the entries name does not alias:

@@ -317,6 +317,8 @@ fn check_header(file: &File) -> Result<usize, HeaderError> {
         && version == VERSION
         && header_size as usize == HEADER_SIZE
         && total == size
+        // As `create` makes them: free lists hold offsets in 44 bits.
+        && total <= super::alloc::MAX_HEAP as u64
         && (HEADER_SIZE as u64..=total).contains(&cursor);
     if !valid {
         return Err(Error::InvalidHeap.into());
