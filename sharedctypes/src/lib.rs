@@ -133,7 +133,14 @@
 //!   through `fork` are not counted in the child — the closure's, a handle in a
 //!   `static`, everything after a raw `libc::fork` — so dropping one there does
 //!   nothing, and can never free an object its other holders still use; a clone made
-//!   in the child is counted like any other.
+//!   in the child is counted like any other. The rule that comes with it: an uncounted
+//!   copy borrows its object from the handles that count it, so use it only while they
+//!   keep the object alive — the closure's are kept until the child is reaped; a handle
+//!   in a `static` is kept as long as the parent leaves it there; after a raw
+//!   `libc::fork` (an `unsafe` call) that is the caller's to ensure, for instance by
+//!   cloning what the child needs before the parent can drop it. A copy used after its
+//!   object was freed reads or writes whatever reuses the memory (atomically, never out
+//!   of bounds), like a handle another process scribbles on.
 //! - **Named heaps.** A [published](Heap::publish) object is counted by the directory
 //!   too, so it outlives its publisher; [`Heap::unpublish`] drops that count, and the
 //!   object goes with the last handle any program looked up.
