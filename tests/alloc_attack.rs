@@ -14,80 +14,14 @@ mod common;
 
 use std::os::unix::fs::FileExt;
 use std::os::unix::process::ExitStatusExt;
-use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
-use common::unique;
+use common::{env_u64, finish, join_within, scramble, seed, unique, Rng};
 use sharedctypes::{Error, Heap, Process, RawArray, RawValue, SharedStruct};
 
 // ---------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name).map_or(default, |s| {
-        s.trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={s:?} is not a number"))
-    })
-}
-
-fn seed(test: &str) -> u64 {
-    let seed = env_u64(
-        "SHAREDCTYPES_SEED",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64,
-    );
-    eprintln!("{test}: SHAREDCTYPES_SEED={seed}");
-    seed
-}
-
-/// splitmix64's finaliser.
-fn scramble(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        scramble(self.0)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-/// Waits for `p` at most `within`; a child still running then is killed and the test
-/// fails.
-#[track_caller]
-fn finish(mut p: Process, within: Duration, what: &str) -> ExitStatus {
-    match p.wait_timeout(within) {
-        Ok(Some(status)) => status,
-        Ok(None) => {
-            let _ = p.kill();
-            let _ = p.wait();
-            panic!("{what}: still running after {within:?} (hung), killed")
-        }
-        Err(e) => panic!("{what}: waiting failed: {e}"),
-    }
-}
-
-#[track_caller]
-fn join_within(p: Process, within: Duration, what: &str) {
-    let status = finish(p, within, what);
-    assert!(
-        status.success(),
-        "{what} failed: {status:?} (signal {:?}; its message, if any, is on stderr above)",
-        status.signal()
-    );
-}
 
 /// Removes a named heap's name when the test ends, failed or not.
 struct Unlink(String);

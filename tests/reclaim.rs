@@ -16,12 +16,11 @@ mod common;
 
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::ExitStatusExt;
-use std::process::ExitStatus;
 use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::unique;
+use common::{env_u64, finish, join_within, scramble, seed, unique, Rng};
 use sharedctypes::{
     copy_in, synchronized, synchronized_with, Array, Barrier, BoundedSemaphore, Condition, Error,
     Event, Heap, Lock, Process, RLock, RawArray, RawValue, Semaphore, Value,
@@ -30,18 +29,6 @@ use sharedctypes::{
 // ---------------------------------------------------------------------------------------
 // Scale, randomness, deadlines
 // ---------------------------------------------------------------------------------------
-
-/// `name`'s value as a number, or `default` when it is not set.
-fn env_u64(name: &str, default: u64) -> u64 {
-    match std::env::var(name) {
-        Ok(s) => s
-            .trim()
-            .replace('_', "")
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={s:?} is not a number")),
-        Err(_) => default,
-    }
-}
 
 /// Allocate-and-drop pairs per churn test.
 fn churn_pairs() -> u64 {
@@ -52,67 +39,6 @@ fn churn_pairs() -> u64 {
 /// more than it needs in a debug build on a busy machine, so only a hang trips it.
 fn deadline_for(pairs: u64) -> Duration {
     Duration::from_secs(120) + Duration::from_micros(200) * u32::try_from(pairs).unwrap()
-}
-
-/// A seed from `SHAREDCTYPES_SEED`, or from the clock; printed (shown when the test
-/// fails) so that a failure can be replayed.
-fn seed(test: &str) -> u64 {
-    let seed = env_u64(
-        "SHAREDCTYPES_SEED",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64,
-    );
-    eprintln!("{test}: SHAREDCTYPES_SEED={seed}");
-    seed
-}
-
-/// splitmix64's finaliser: a bijection of `u64` that scatters every input bit.
-fn scramble(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-/// splitmix64.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        scramble(self.0)
-    }
-
-    /// A number in `0..n`.
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-/// Waits for `p` at most `within`; a child still running then is killed and the test
-/// fails (so a bug cannot hang the suite).
-#[track_caller]
-fn finish(mut p: Process, within: Duration, what: &str) -> ExitStatus {
-    match p.wait_timeout(within) {
-        Ok(Some(status)) => status,
-        Ok(None) => {
-            let _ = p.kill();
-            let _ = p.wait();
-            panic!("{what}: still running after {within:?}, killed")
-        }
-        Err(e) => panic!("{what}: waiting failed: {e}"),
-    }
-}
-
-/// [`finish`], and the child must have exited with status 0.
-#[track_caller]
-fn join_within(p: Process, within: Duration, what: &str) {
-    let status = finish(p, within, what);
-    assert!(
-        status.success(),
-        "{what} failed: {status:?} (its message, if any, is on stderr above)"
-    );
 }
 
 /// Children killed and reaped when this goes out of scope, so that a failing test

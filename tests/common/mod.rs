@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use std::process::ExitStatus;
+use std::time::Duration;
 
 use sharedctypes::Process;
 
@@ -61,4 +62,79 @@ pub fn owner_word(tid: u32, start: u64) -> u64 {
         s => s,
     };
     u64::from(tid) | start << 40
+}
+
+// --- Shared by the allocator suites (tests/reclaim.rs, tests/alloc_attack.rs) ---
+
+/// `name`'s value as a number, or `default` when it is not set.
+pub fn env_u64(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Ok(s) => s
+            .trim()
+            .replace('_', "")
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={s:?} is not a number")),
+        Err(_) => default,
+    }
+}
+
+/// A seed from `SHAREDCTYPES_SEED`, or from the clock; printed (shown when the test
+/// fails) so that a failure can be replayed.
+pub fn seed(test: &str) -> u64 {
+    let seed = env_u64(
+        "SHAREDCTYPES_SEED",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64,
+    );
+    eprintln!("{test}: SHAREDCTYPES_SEED={seed}");
+    seed
+}
+
+/// splitmix64's finaliser: a bijection of `u64` that scatters every input bit.
+pub fn scramble(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// splitmix64.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        scramble(self.0)
+    }
+
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Waits for `p` at most `within`; a child still running then is killed and the test
+/// fails (so a bug cannot hang the suite).
+#[track_caller]
+pub fn finish(mut p: Process, within: Duration, what: &str) -> ExitStatus {
+    match p.wait_timeout(within) {
+        Ok(Some(status)) => status,
+        Ok(None) => {
+            let _ = p.kill();
+            let _ = p.wait();
+            panic!("{what}: still running after {within:?}, killed")
+        }
+        Err(e) => panic!("{what}: waiting failed: {e}"),
+    }
+}
+
+/// [`finish`], and the child must have exited with status 0.
+#[track_caller]
+pub fn join_within(p: Process, within: Duration, what: &str) {
+    let status = finish(p, within, what);
+    assert!(
+        status.success(),
+        "{what} failed: {status:?} (its message, if any, is on stderr above)"
+    );
 }

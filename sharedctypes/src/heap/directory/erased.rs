@@ -9,15 +9,13 @@
 //! layout to compare does that itself, with [`OwnedLayout::differences`]).
 
 use super::checked::Matched;
-use super::entry::{key_hash, to_usize, NewEntry};
-use super::table::{Insert, MAX_STEPS};
-use super::{check_lock, check_object, Counted};
+use super::entry::{key_hash, to_usize};
+use super::{check_lock, check_object};
 use crate::error::{Error, Result, UNDESCRIBABLE};
 use crate::heap::publish::{Found, Kind, LockKind, Parts, Shape};
 use crate::heap::Heap;
 use crate::layout::codec;
 use crate::layout::OwnedLayout;
-use crate::sync::LOCK_SIZE;
 
 /// What [`Checked`](super::Checked) records for an entry matched by an erased lookup:
 /// the element layout is the stored one, so the match is with any layout. (Typed
@@ -45,7 +43,7 @@ impl Heap {
         parts: Parts<'_>,
     ) -> Result<()> {
         let key_str = key;
-        let key = self.check_key(key)?;
+        self.check_key(key)?;
         if kind.lock != LockKind::None {
             self.check_namespaces()?;
         }
@@ -62,47 +60,14 @@ impl Heap {
             })?,
             None => Vec::new(),
         };
-        let hash = key_hash(key.iter().copied());
-        if let Some(t) = self.read_table()? {
-            if self.find(&t, key, hash)?.is_some() {
-                return Err(self.key_taken(key_str));
-            }
-        }
-        let object = parts.object.map(|(_, o)| o);
-        let lock = parts.lock.map(|(_, o)| o);
-        // The directory's counts, as `publish` takes them: before the entry can be
-        // seen, given back if the publish fails.
-        let counted = (
-            object.map(|o| Counted::retain(self, o)),
-            lock.map(|o| Counted::retain(self, o)),
-        );
-        let at = self.write_entry(&NewEntry {
-            kind: kind.to_bits(),
-            object: object.unwrap_or(0) as u64,
-            len: parts.len as u64,
-            lock: lock.unwrap_or(0) as u64,
-            key,
-            layout: &layout_bytes,
-        })?;
-        for _ in 0..MAX_STEPS {
-            let t = self.write_table(true)?.ok_or(Error::InvalidHeap)?;
-            match self.insert(&t, at, key, hash)? {
-                Insert::Inserted => {
-                    counted
-                        .0
-                        .iter()
-                        .chain(counted.1.iter())
-                        .for_each(Counted::keep);
-                    let entry = self.read_entry(at as u64, self.limit())?;
-                    self.note_published(&entry, ERASED, layout.map(|l| l.size));
-                    return Ok(());
-                }
-                Insert::Taken => return Err(self.key_taken(key_str)),
-                Insert::Moved => {}
-                Insert::Full => self.grow(&t)?,
-            }
-        }
-        Err(Error::InvalidHeap)
+        self.publish_entry(
+            key_str,
+            kind,
+            &layout_bytes,
+            &parts,
+            ERASED,
+            layout.map(|l| l.size),
+        )
     }
 
     /// [`Heap::lookup`] without a handle type: the entry's kind and layout as stored,
@@ -154,31 +119,12 @@ impl Heap {
         if kind.lock != LockKind::None {
             self.check_namespaces()?;
         }
-        // Counts for the handles the caller makes, as `lookup` takes them: then the
-        // entry must still be there (a count taken while it was published is on the
-        // published object, not on whatever reused its memory).
-        let object = match elem {
-            Some((size, _)) => {
-                let bytes = found.len.checked_mul(size).ok_or(Error::InvalidHeap)?;
-                Some(self.count_found(key, &entry, found.object, bytes)?)
-            }
+        // Counts for the handles the caller makes, as `lookup` takes them.
+        let object_bytes = match elem {
+            Some((size, _)) => Some(found.len.checked_mul(size).ok_or(Error::InvalidHeap)?),
             None => None,
         };
-        let lock = if kind.lock == LockKind::None {
-            None
-        } else {
-            Some(self.count_found(key, &entry, found.lock, LOCK_SIZE)?)
-        };
-        let still = match self.read_table()? {
-            Some(t) => self
-                .find(&t, key_bytes, hash)?
-                .is_some_and(|e| e.at == entry.at),
-            None => false,
-        };
-        if !still {
-            return Err(self.key_missing(key));
-        }
-        object.iter().chain(lock.iter()).for_each(Counted::keep);
+        self.count_parts(key, &entry, &found, object_bytes, kind.lock)?;
         Ok(ErasedEntry {
             kind,
             layout,

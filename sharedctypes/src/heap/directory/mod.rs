@@ -32,7 +32,7 @@ use std::sync::atomic::Ordering;
 use self::checked::Matched;
 use self::entry::{key_hash, to_usize, Entry, NewEntry, ENTRY_SIZE};
 use self::table::{Insert, Remove, MAX_STEPS};
-use super::publish::{Found, Kind, LockKind, Publish, Shape};
+use super::publish::{Found, Kind, LockKind, Parts, Publish, Shape};
 use super::{Heap, HEADER_SIZE};
 use crate::error::{Error, NameKind, Result, UNDESCRIBABLE};
 use crate::layout::codec::{self, TooBig};
@@ -93,7 +93,7 @@ impl Heap {
     /// ```
     pub fn publish<H: Publish>(&self, key: &str, handle: &H) -> Result<()> {
         let key_str = key;
-        let key = self.check_key(key)?;
+        self.check_key(key)?;
         if H::__KIND.lock != LockKind::None {
             self.check_namespaces()?;
         }
@@ -113,6 +113,29 @@ impl Heap {
                 })?,
             None => Vec::new(),
         };
+        self.publish_entry(
+            key_str,
+            H::__KIND,
+            &layout,
+            &parts,
+            matched::<H>(),
+            H::__ELEM.map(|(s, _)| s),
+        )
+    }
+
+    /// The part of [`publish`](Heap::publish) after the handle's kind and layout are
+    /// known (typed, or given at run time by `publish_erased`): the directory's counts,
+    /// the entry, and its insertion, with exactly one winner for a key.
+    fn publish_entry(
+        &self,
+        key_str: &str,
+        kind: Kind,
+        layout: &[u8],
+        parts: &Parts<'_>,
+        matched: Matched,
+        elem_size: Option<usize>,
+    ) -> Result<()> {
+        let key = key_str.as_bytes();
         let hash = key_hash(key.iter().copied());
         // A taken key is refused before anything is allocated (and again below, for
         // publishers that race).
@@ -131,12 +154,12 @@ impl Heap {
             lock.map(|o| Counted::retain(self, o)),
         );
         let at = self.write_entry(&NewEntry {
-            kind: H::__KIND.to_bits(),
+            kind: kind.to_bits(),
             object: object.unwrap_or(0) as u64,
             len: parts.len as u64,
             lock: lock.unwrap_or(0) as u64,
             key,
-            layout: &layout,
+            layout,
         })?;
         // A publish that fails from here on leaves its entry allocated, unreachable.
         for _ in 0..MAX_STEPS {
@@ -150,7 +173,7 @@ impl Heap {
                         .for_each(Counted::keep);
                     // For this handle's aliasing checks.
                     let entry = self.read_entry(at as u64, self.limit())?;
-                    self.note_published(&entry, matched::<H>(), H::__ELEM.map(|(s, _)| s));
+                    self.note_published(&entry, matched, elem_size);
                     return Ok(());
                 }
                 Insert::Taken => return Err(self.key_taken(key_str)),
@@ -244,28 +267,8 @@ impl Heap {
         // Count the handle's parts, then make sure the entry is still there: a count
         // taken while the entry was published is on the published object (the
         // directory's own count kept it alive), not on whatever reused its memory.
-        let object = match H::__ELEM {
-            Some((size, _)) => {
-                Some(self.count_found(key, &entry, found.object, found.len * size)?)
-            }
-            None => None,
-        };
-        let lock = if H::__KIND.lock == LockKind::None {
-            None
-        } else {
-            Some(self.count_found(key, &entry, found.lock, LOCK_SIZE)?)
-        };
-        let still = match self.read_table()? {
-            Some(t) => self
-                .find(&t, key_bytes, hash)?
-                .is_some_and(|e| e.at == entry.at),
-            None => false,
-        };
-        if !still {
-            return Err(self.key_missing(key));
-        }
-        // The handle takes the counts over.
-        object.iter().chain(lock.iter()).for_each(Counted::keep);
+        let object_bytes = H::__ELEM.map(|(size, _)| found.len * size);
+        self.count_parts(key, &entry, &found, object_bytes, H::__KIND.lock)?;
         // SAFETY: `check_object` proved `[object, object + len * size_of::<T>())` inside the
         // allocated part of this heap and aligned for `T` (`H::__ELEM` is `T`'s
         // `size_of` and `align_of`); `check_lock` did the same for the lock; which of
@@ -329,6 +332,43 @@ impl Heap {
             }
         }
         Err(Error::InvalidHeap)
+    }
+
+    /// Counts one more handle to each part of a found entry — its object
+    /// (`object_bytes` long, if it has one) and its lock (if `lock` is one) — then makes
+    /// sure the entry is still published: a count taken while the entry was published
+    /// is on the published object (the directory's own count kept it alive), not on
+    /// whatever reused its memory. The counts are the caller's to hand to its handles.
+    fn count_parts(
+        &self,
+        key: &str,
+        entry: &Entry,
+        found: &Found,
+        object_bytes: Option<usize>,
+        lock: LockKind,
+    ) -> Result<()> {
+        let object = match object_bytes {
+            Some(bytes) => Some(self.count_found(key, entry, found.object, bytes)?),
+            None => None,
+        };
+        let lock = if lock == LockKind::None {
+            None
+        } else {
+            Some(self.count_found(key, entry, found.lock, LOCK_SIZE)?)
+        };
+        let key_bytes = key.as_bytes();
+        let hash = key_hash(key_bytes.iter().copied());
+        let still = match self.read_table()? {
+            Some(t) => self
+                .find(&t, key_bytes, hash)?
+                .is_some_and(|e| e.at == entry.at),
+            None => false,
+        };
+        if !still {
+            return Err(self.key_missing(key));
+        }
+        object.iter().chain(lock.iter()).for_each(Counted::keep);
+        Ok(())
     }
 
     /// Counts one more handle to a part of a found entry (`len` bytes at `object`):
