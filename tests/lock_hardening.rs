@@ -442,3 +442,48 @@ fn finishes_within_or_skip(
     }
     drop(held);
 }
+
+/// The heap's own allocator lock is a lock like the others: a process in another time
+/// namespace than the heap's creator never takes it. Allocations that need it are
+/// `ForeignTimeNamespace` there (not `OutOfMemory`), small ones from the size classes
+/// and the frontier still work, and a large block freed there stays allocated.
+#[test]
+fn the_allocator_lock_is_not_taken_from_another_time_namespace() {
+    let heap = Heap::new(4 << 20).unwrap();
+    let outcome = sharedctypes::RawValue::new([0u64; 4]).unwrap();
+    let middle = {
+        let (heap, outcome) = (heap.clone(), outcome.clone());
+        Process::spawn(move || {
+            if !new_time_namespace_for_children() {
+                outcome[0].set(u64::MAX);
+                return;
+            }
+            let report = outcome.clone();
+            let grandchild = Process::spawn(move || {
+                let outcome = report;
+                let small = sharedctypes::RawValue::new_in(&heap, 7u64).map(|v| v.get());
+                outcome[1].set(small.map_or(0, |v| v));
+                let large = sharedctypes::RawArray::<u8>::zeroed_in(&heap, 1 << 20);
+                let foreign = matches!(large, Err(sharedctypes::Error::ForeignTimeNamespace));
+                outcome[2].set(u64::from(foreign));
+            })
+            .unwrap();
+            outcome[3].set(u64::from(grandchild.wait().unwrap().success()));
+        })
+        .unwrap()
+    };
+    middle.join().unwrap();
+    if outcome[0].get() == u64::MAX {
+        eprintln!("SKIPPED: this kernel refuses time namespaces");
+        return;
+    }
+    assert_eq!(outcome[3].get(), 1, "the grandchild did not panic");
+    assert_eq!(outcome[1].get(), 7, "a small allocation works there");
+    assert_eq!(
+        outcome[2].get(),
+        1,
+        "a large one is ForeignTimeNamespace there"
+    );
+    // Here, in the creator's namespace, the back end works.
+    assert!(sharedctypes::RawArray::<u8>::zeroed_in(&heap, 1 << 20).is_ok());
+}

@@ -169,7 +169,12 @@
 //!   by thread id and told from a stranger reusing that id by its start time, so locks
 //!   in a [named heap](named) are refused across PID or time namespaces
 //!   ([`Error::ForeignPidNamespace`], [`Error::ForeignTimeNamespace`]), and so is a
-//!   process that cannot read its namespaces (no `/proc`). Raw objects cross freely.
+//!   process that cannot read its namespaces (no `/proc`). Raw objects cross freely,
+//!   but the heap's own allocator lock does not: in another namespace than the heap's
+//!   creator, an allocation that needs it (larger than 32 KiB, aligned to more than 16
+//!   bytes, or with no free block of its size class and no fresh memory left) is
+//!   [`Error::ForeignPidNamespace`] / [`Error::ForeignTimeNamespace`], and a freed block
+//!   larger than 32 KiB stays allocated.
 //! - **Processes killed by a signal keep nothing consistent for you**: a lock they held
 //!   is recovered (the next holder is told: [`OwnerDied`]), but the data it guarded may
 //!   be half-written.

@@ -294,7 +294,7 @@ impl Heap {
             if let Some(block) = self.claim_fresh(bsize, BLOCK_HEADER, what) {
                 return Ok(block + BLOCK_HEADER);
             }
-            return self.alloc_slow(bsize, BLOCK_HEADER, what).ok_or_else(oom);
+            return self.alloc_slow(bsize, BLOCK_HEADER, what)?.ok_or_else(oom);
         }
         let (bsize, align) = if needed >= LARGE {
             // Page-granular: the object starts on a page and ends on one.
@@ -307,7 +307,7 @@ impl Heap {
         } else {
             (needed, align)
         };
-        self.alloc_slow(bsize, align, what).ok_or_else(oom)
+        self.alloc_slow(bsize, align, what)?.ok_or_else(oom)
     }
 
     /// Turns a block just taken from a free list into a live one.
@@ -593,14 +593,16 @@ impl Heap {
         let class = (size <= MAX_SMALL).then(|| class_of(size));
         if let Some(class) = class.filter(|&c| class_size(c) == size) {
             // SAFETY: the block is inside the mapping (checked size), its count is zero:
-            // no handle to it exists in any process that cooperates, so nothing else
-            // reads or writes its object; plain writes to it cannot race.
+            // no counted handle to it exists in any process, so nothing reads or writes
+            // its object (an uncounted copy used after its object went, against the
+            // rule in the crate docs, or a process that does not cooperate, could: see
+            // "Memory that is given back" and `HeapInner`'s `Sync`).
             unsafe { self.zero(block + BLOCK_HEADER, size - BLOCK_HEADER) };
             h.tag.store(size as u64 | FREE_SMALL, Ordering::Release);
             self.push(class, block);
             return;
         }
-        let Some(backend) = self.backend() else {
+        let Ok(backend) = self.backend() else {
             // The lock cannot be used from here (another namespace): leak the block.
             return;
         };
@@ -654,10 +656,11 @@ impl Heap {
     // The back end
     // -----------------------------------------------------------------------------
 
-    /// Takes the allocator lock. `None` if this process must not use it: the heap was
-    /// made in another PID or time namespace, where thread ids (which the lock uses to
-    /// tell a dead holder) mean something else.
-    fn backend(&self) -> Option<Backend<'_>> {
+    /// Takes the allocator lock. [`Error::ForeignPidNamespace`] or
+    /// [`Error::ForeignTimeNamespace`] if this process must not use it: the heap was
+    /// made in another PID or time namespace, where thread ids and start times (which
+    /// the lock uses to tell a dead holder) mean something else.
+    fn backend(&self) -> Result<Backend<'_>> {
         let me = thread_id::me();
         let header = self.header();
         let theirs = (
@@ -666,8 +669,11 @@ impl Heap {
         );
         let ours = (me.ns >> 32, me.ns & 0xffff_ffff);
         let differ = |a: u64, b: u64| a != 0 && b != 0 && (a & 0xffff_ffff) != b;
-        if differ(theirs.0, ours.0) || differ(theirs.1, ours.1) {
-            return None;
+        if differ(theirs.0, ours.0) {
+            return Err(Error::ForeignPidNamespace);
+        }
+        if differ(theirs.1, ours.1) {
+            return Err(Error::ForeignTimeNamespace);
         }
         let lock = &self.alloc_state().lock;
         let died = match lock.try_fast(me) {
@@ -676,7 +682,12 @@ impl Heap {
                 Acquired::Clean => false,
                 Acquired::OwnerDied => true,
                 // Only if this thread holds it already: never (no callback runs under it).
-                Acquired::Mine | Acquired::Busy => return None,
+                Acquired::Mine | Acquired::Busy => {
+                    return Err(Error::os(
+                        "the heap's allocator lock",
+                        std::io::Error::other("already held by this thread"),
+                    ))
+                }
             },
         };
         let backend = Backend { heap: self, me };
@@ -687,28 +698,29 @@ impl Heap {
             backend.rebuild(false, true);
             backend.clean();
         }
-        Some(backend)
+        Ok(backend)
     }
 
     /// Allocation through the back end: a free run, then the frontier, then (after
     /// draining the size classes and merging neighbours) a free run again.
     #[cold]
-    fn alloc_slow(&self, bsize: usize, align: usize, what: Use) -> Option<usize> {
+    fn alloc_slow(&self, bsize: usize, align: usize, what: Use) -> Result<Option<usize>> {
         let backend = self.backend()?;
         if let Some(object) = backend.carve_run(bsize, align, what) {
-            return Some(object);
+            return Ok(Some(object));
         }
         if let Some(block) = self.claim_fresh(bsize, align, what) {
-            return Some(block + BLOCK_HEADER);
+            return Ok(Some(block + BLOCK_HEADER));
         }
         backend.dirty();
         backend.rebuild(true, false);
         backend.clean();
         if let Some(object) = backend.carve_run(bsize, align, what) {
-            return Some(object);
+            return Ok(Some(object));
         }
-        self.claim_fresh(bsize, align, what)
-            .map(|block| block + BLOCK_HEADER)
+        Ok(self
+            .claim_fresh(bsize, align, what)
+            .map(|block| block + BLOCK_HEADER))
     }
 
     // -----------------------------------------------------------------------------
