@@ -1533,3 +1533,59 @@ fn sharedctypes_exited(pid: u32) -> bool {
     // SAFETY: for SIGCHLD the pid is a valid member of the union (0 when still running).
     rc == 0 && unsafe { info.si_pid() } != 0
 }
+
+/// A `Process` dropped after its child exited (here: a zombie, never reaped through the
+/// `Process`) gives the closure's counts up; one dropped while its child runs keeps
+/// them, since the child may still use the objects.
+#[test]
+fn dropping_a_process_gives_the_closures_counts_up_once_the_child_has_ended() {
+    let heap = Heap::new(1 << 20).unwrap();
+    let go = RawValue::new(0u32).unwrap();
+    let done = RawValue::new_in(&heap, 0u64).unwrap();
+    let running = {
+        let (done, go) = (done.clone(), go.clone());
+        Process::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while go.get() == 0 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            done.set(1);
+        })
+        .unwrap()
+    };
+    let pid = running.pid();
+    drop(running); // still running: the clone of `done` stays counted for it
+    drop(done);
+    assert_eq!(heap.live_objects(), 1, "kept for the running child");
+    go.set(1);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !sharedctypes_exited(pid) {
+        assert!(Instant::now() < deadline, "the child did not exit");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(
+        heap.live_objects(),
+        1,
+        "a dropped Process keeps them for good"
+    );
+
+    let value = RawValue::new_in(&heap, 3u64).unwrap();
+    let ended = {
+        let value = value.clone();
+        Process::spawn(move || assert_eq!(value.get(), 3)).unwrap()
+    };
+    let pid = ended.pid();
+    drop(value);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !sharedctypes_exited(pid) {
+        assert!(Instant::now() < deadline, "the child did not exit");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(heap.live_objects(), 2);
+    drop(ended); // exited, not reaped: nothing can use the value any more
+    assert_eq!(
+        heap.live_objects(),
+        1,
+        "the ended child's value is given back"
+    );
+}

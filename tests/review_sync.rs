@@ -88,7 +88,8 @@ impl Child {
             let rc = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
             if rc == pid {
                 let status = std::process::ExitStatus::from_raw(status);
-                std::mem::forget(child); // reaped above
+                // Reaped above: dropping it now gives up the closure's counts.
+                drop(child);
                 return if status.success() {
                     Ok(())
                 } else {

@@ -146,9 +146,10 @@ use crate::error::{Error, Result};
 /// write end it captured also stays open in the parent until the child is reaped — a
 /// parent that reads such a pipe to its end before joining must drop its copy some
 /// other way (pass the child a descriptor number instead, or close it in the parent
-/// before spawning). A `Process` dropped before its child was reaped keeps the
+/// before spawning). A `Process` dropped while its child still runs keeps the
 /// parent's copy forever (the objects it captured are never freed, and anything else
-/// it captured is never dropped in the parent): wait for your children.
+/// it captured is never dropped in the parent): wait for your children. (Dropped after
+/// the child exited — or after other code reaped it — it drops the copy then.)
 ///
 /// ```
 /// use sharedctypes::{Heap, Process, RawArray};
@@ -184,11 +185,44 @@ impl fmt::Debug for Process {
 
 impl Drop for Process {
     fn drop(&mut self) {
-        if self.status.is_none() {
+        if self.status.is_none() && !self.has_ended() {
             // The child may still use what the closure captured: keep it counted.
             let kept = self.kept.get_mut().unwrap_or_else(PoisonError::into_inner);
             mem::forget(kept.take());
         }
+    }
+}
+
+impl Process {
+    /// Whether the child can no longer run: it has exited (a zombie; left unreaped) or
+    /// was reaped by other code (`waitpid` on its pid). Never reaps.
+    fn has_ended(&self) -> bool {
+        let mut info = MaybeUninit::<libc::siginfo_t>::zeroed();
+        let (idtype, id) = match &self.target {
+            Target::Pidfd(fd) => (libc::P_PIDFD, fd.as_raw_fd() as libc::id_t),
+            Target::Pid => (libc::P_PID, self.pid as libc::id_t),
+            Target::Gone => return true,
+        };
+        // SAFETY: `info` is a valid out-pointer for one siginfo_t; WNOWAIT leaves the
+        // child as it is; WNOHANG returns at once.
+        let rc = unsafe {
+            libc::waitid(
+                idtype,
+                id,
+                info.as_mut_ptr(),
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            )
+        };
+        if rc < 0 {
+            // ECHILD: not (or no longer) a child of ours, so reaped already. Anything
+            // else: unknown, so assume it still runs.
+            return io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD);
+        }
+        // SAFETY: zero-initialised, then filled in by a successful waitid.
+        let info = unsafe { info.assume_init() };
+        // SAFETY: for SIGCHLD the pid is a valid member of the union; 0 when the child
+        // still runs (WNOHANG).
+        unsafe { info.si_pid() != 0 }
     }
 }
 
