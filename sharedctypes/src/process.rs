@@ -197,32 +197,17 @@ impl Process {
     /// Whether the child can no longer run: it has exited (a zombie; left unreaped) or
     /// was reaped by other code (`waitpid` on its pid). Never reaps.
     fn has_ended(&self) -> bool {
-        let mut info = MaybeUninit::<libc::siginfo_t>::zeroed();
-        let (idtype, id) = match &self.target {
-            Target::Pidfd(fd) => (libc::P_PIDFD, fd.as_raw_fd() as libc::id_t),
-            Target::Pid => (libc::P_PID, self.pid as libc::id_t),
+        let peeked = match &self.target {
+            Target::Pidfd(fd) => peek(libc::P_PIDFD, fd.as_raw_fd() as libc::id_t),
+            Target::Pid => peek(libc::P_PID, self.pid as libc::id_t),
             Target::Gone => return true,
         };
-        // SAFETY: `info` is a valid out-pointer for one siginfo_t; WNOWAIT leaves the
-        // child as it is; WNOHANG returns at once.
-        let rc = unsafe {
-            libc::waitid(
-                idtype,
-                id,
-                info.as_mut_ptr(),
-                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-            )
-        };
-        if rc < 0 {
+        match peeked {
+            Ok(exited) => exited,
             // ECHILD: not (or no longer) a child of ours, so reaped already. Anything
             // else: unknown, so assume it still runs.
-            return io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD);
+            Err(e) => e.raw_os_error() == Some(libc::ECHILD),
         }
-        // SAFETY: zero-initialised, then filled in by a successful waitid.
-        let info = unsafe { info.assume_init() };
-        // SAFETY: for SIGCHLD the pid is a valid member of the union; 0 when the child
-        // still runs (WNOHANG).
-        unsafe { info.si_pid() != 0 }
     }
 }
 
@@ -619,18 +604,35 @@ impl Process {
 /// `waitid` on anything else fails with `ECHILD`. Kernels before 5.4 cannot wait on
 /// a pidfd (`EINVAL`); there the pidfd is trusted, as nothing has reaped our child.
 fn is_our_child(pidfd: &OwnedFd) -> bool {
+    match peek(libc::P_PIDFD, pidfd.as_raw_fd() as libc::id_t) {
+        Ok(_) => true,
+        Err(e) => e.raw_os_error() != Some(libc::ECHILD),
+    }
+}
+
+/// `waitid(idtype, id)` without reaping and without waiting: whether the child has
+/// exited (it stays a zombie), or why the kernel refused (`ECHILD`: no such child of
+/// ours, for instance because it was reaped already).
+fn peek(idtype: libc::idtype_t, id: libc::id_t) -> io::Result<bool> {
     let mut info = MaybeUninit::<libc::siginfo_t>::zeroed();
     // SAFETY: `info` is a valid out-pointer for one siginfo_t; WNOWAIT leaves the child
     // as it is (not reaped); WNOHANG returns at once.
     let rc = unsafe {
         libc::waitid(
-            libc::P_PIDFD,
-            pidfd.as_raw_fd() as libc::id_t,
+            idtype,
+            id,
             info.as_mut_ptr(),
             libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
         )
     };
-    rc == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ECHILD)
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: zero-initialised, then filled in by a successful waitid.
+    let info = unsafe { info.assume_init() };
+    // SAFETY: for SIGCHLD the pid is a valid member of the union; 0 (zeroed) when the
+    // child still runs (WNOHANG).
+    Ok(unsafe { info.si_pid() } != 0)
 }
 
 /// `waitid(P_PIDFD)`: reaps exactly the process the pidfd names. `Ok(None)` when

@@ -13,12 +13,16 @@
 //!
 //! - **Fresh memory** comes from the frontier: an allocator finds the first zero
 //!   header (starting at the `cursor` hint) and claims it with one compare-and-swap
-//!   from zero to its size. The claim is the only write that matters: a process killed
-//!   right after it leaves a live block (leaked), never a hole in the tiling.
+//!   from zero to its size, then moves the hint past it (`fetch_max`: the hint only
+//!   grows, so it never names a header a merge has zeroed). The claim is the only write
+//!   that matters: a process killed right after it leaves a live block (leaked), never
+//!   a hole in the tiling.
 //! - **Small blocks** (up to [`MAX_SMALL`] bytes, header included) come in 43 size
 //!   classes. A freed small block is zeroed and pushed on its class's lock-free stack
 //!   (a Treiber stack whose head is an offset plus a tag in one 64-bit word, against
-//!   ABA); an allocation pops from its class first. One compare-and-swap each way, so a
+//!   ABA; [`SHARDS`] stacks per class, picked by thread id, so that processes churning
+//!   side by side do not share one cache line); an allocation pops from its class
+//!   first, its own shard before the others. One compare-and-swap each way, so a
 //!   process killed mid-operation loses at most the block it was moving.
 //! - **Large blocks and everything else** go through the *back end*, under the heap's
 //!   allocator lock (this crate's robust [`RawLock`]): a list of free *runs* (blocks in

@@ -87,7 +87,8 @@ pub(crate) struct Header {
     pub header_size: AtomicU32,
     /// Bytes in the whole mapping, header included.
     pub total_len: AtomicU64,
-    /// Offset of the next free byte.
+    /// The frontier hint: a block boundary at or below the first block never
+    /// claimed, where fresh allocations start looking (see `alloc`).
     pub cursor: AtomicU64,
     /// Named heaps: 0 while being created, [`READY`] once usable.
     pub state: AtomicU32,
@@ -174,24 +175,29 @@ pub(crate) struct HeapInner {
 unsafe impl Send for HeapInner {}
 // SAFETY: through `&HeapInner`, many threads reach the mapping at once. That is sound
 // because every access to shared memory goes through atomics (`Shared<T>`, the header,
-// directory entries and tables, locks), with one exception: a range `alloc` has just
-// handed out is initialised with plain writes (`init_fresh`, `RawValue::new_in`,
-// `copy_to_fresh`) before any handle to it exists. The process-local record of what
-// was checked of the directory (`checked`) is behind a mutex. `alloc` gives each range to one caller only (its
-// cursor moves by compare-and-swap), so no other thread, and no cooperating process,
-// can reach the range during those writes.
+// block headers, directory entries and tables, locks), with two exceptions, both on a
+// block no counted handle refers to: a block `alloc` has just handed out is initialised
+// with plain writes (`init_fresh`, `RawValue::new_in`, `copy_to_fresh`) before any
+// handle to it exists, and a block whose count reached zero is zeroed with plain writes
+// before it goes back to a free list. `alloc` gives each block to one caller only (a
+// compare-and-swap claims it at the frontier or takes it off a free list), and counts
+// free a block only after its last counted handle, so no other thread, and no
+// cooperating process, reaches the block during those writes. The process-local record
+// of what was checked of the directory (`checked`) is behind a mutex.
 //
 // What this does not cover: a process that does not cooperate (of the same user) can
-// write anywhere at any time, the cursor included. Its writes are outside this
-// process's abstract machine, like a device's; this process reads shared memory only
-// through atomics, and every bit pattern is a valid value of what it reads, so they
-// cannot break memory safety here (see the memory-model argument in `shared`). By
-// moving the cursor back it could make `alloc` hand one range out twice, so that the
-// plain writes initialising it race with another thread's atomic accesses to the same
-// bytes: a data race in the abstract machine that such a process can provoke (as it
-// can, where ptrace is allowed, write this process's memory directly), harmless in practice
-// (the writes store valid values; nothing reads a plain value back), and not guarded
-// against, since a guard would add an atomic read-modify-write to every allocation.
+// write anywhere at any time, the free lists and counts included. Its writes are
+// outside this process's abstract machine, like a device's; this process reads shared
+// memory only through atomics, and every bit pattern is a valid value of what it reads,
+// so they cannot break memory safety here (see the memory-model argument in `shared`).
+// By forging a count or a free list it could make `alloc` hand a block out while a
+// handle still uses it, so that the plain writes race with another thread's atomic
+// accesses to the same bytes: a data race in the abstract machine that such a process
+// can provoke (as it can, where ptrace is allowed, write this process's memory
+// directly), harmless in practice (the writes store valid values; nothing reads a plain
+// value back), and not guarded against, since a guard would add an atomic
+// read-modify-write to every allocation. An uncounted copy used after its object was
+// freed (against the rule in the crate docs) is the same race.
 unsafe impl Sync for HeapInner {}
 
 impl Heap {

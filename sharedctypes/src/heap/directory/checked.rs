@@ -304,8 +304,8 @@ impl Checked {
         // Live entries are disjoint allocations: together they claim at most the bytes
         // allocated. Overlapping entries (a crafted heap) would make the decoding of
         // their layouts cost many times the heap's size; this budget keeps the work
-        // proportional to it. (The cursor is read after each slot: it covers the
-        // entry, and only grows.)
+        // proportional to it. (The bound is the end of the mapping, which every entry
+        // is checked against: `limit`.)
         let mut claimed = 0usize;
         for at in heap.live_entries(t)? {
             let e = heap.read_entry(at, heap.limit())?;

@@ -432,7 +432,8 @@ impl Heap {
                     tag: t,
                     deleted: false,
                 } if t == tag => {
-                    // After the slot's `Acquire`: the cursor covers the entry.
+                    // After the slot's `Acquire`: the entry is written (and checked against
+                    // the end of the mapping and its own block).
                     let e = self.read_entry(at, self.limit())?;
                     if self.key_is(&e, key) {
                         return Ok(Some(e));
